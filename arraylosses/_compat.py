@@ -1,0 +1,87 @@
+"""The one seam between arraylosses and array-api-compat / array-api-extra.
+
+Every other module imports these names from here, with relative imports only, so a
+project that vendors ``arraylosses`` under another name (and, optionally, vendors
+array-api-compat beside it as ``_array_api_compat_vendor``) needs to touch nothing
+but this file.
+"""
+
+from __future__ import annotations
+
+import sys
+from types import ModuleType
+from typing import Any
+
+try:  # a vendoring project may ship its own copy next to ours
+    from .._array_api_compat_vendor import (  # type: ignore[import-not-found]
+        array_namespace as _compat_array_namespace,
+    )
+    from .._array_api_compat_vendor import (
+        device,
+        is_array_api_obj,
+        is_array_api_strict_namespace,
+        is_cupy_namespace,
+        is_dask_namespace,
+        is_jax_namespace,
+        is_numpy_namespace,
+        is_torch_namespace,
+    )
+except ImportError:
+    from array_api_compat import array_namespace as _compat_array_namespace
+    from array_api_compat import (
+        device,
+        is_array_api_obj,
+        is_array_api_strict_namespace,
+        is_cupy_namespace,
+        is_dask_namespace,
+        is_jax_namespace,
+        is_numpy_namespace,
+        is_torch_namespace,
+    )
+
+try:
+    from .._array_api_extra_vendor import (  # type: ignore[import-not-found]
+        apply_where,
+        default_dtype,
+        one_hot,
+    )
+except ImportError:
+    from array_api_extra import apply_where, default_dtype, one_hot
+
+__all__ = [
+    "apply_where",
+    "array_namespace",
+    "default_dtype",
+    "device",
+    "is_array_api_obj",
+    "is_array_api_strict_namespace",
+    "is_cupy_namespace",
+    "is_dask_namespace",
+    "is_jax_namespace",
+    "is_numpy_namespace",
+    "is_torch_namespace",
+    "is_torch_tensor",
+    "one_hot",
+]
+
+# array_namespace() inspects the type of its argument on every call; a loss is called
+# every training step, so remember the answer per array type.
+_NAMESPACES: dict[type, ModuleType] = {}
+
+
+def array_namespace(x: Any) -> ModuleType:
+    """Return the (compat-wrapped) array-API namespace of one array, cached by type."""
+    cls = type(x)
+    xp = _NAMESPACES.get(cls)
+    if xp is None:
+        xp = _compat_array_namespace(x)
+        # jax tracers and array_api_strict arrays share types across namespaces
+        # only through the namespace itself, so caching by type is safe.
+        _NAMESPACES[cls] = xp
+    return xp
+
+
+def is_torch_tensor(x: object) -> bool:
+    """True for a ``torch.Tensor`` without importing torch."""
+    torch = sys.modules.get("torch")
+    return torch is not None and isinstance(x, torch.Tensor)

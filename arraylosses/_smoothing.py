@@ -1,0 +1,259 @@
+"""One-hot encoding and the two label-smoothing conventions."""
+
+from __future__ import annotations
+
+import numbers
+from types import ModuleType
+from typing import Any
+
+from ._compat import default_dtype, device, is_torch_namespace
+from ._compat import one_hot as _xpx_one_hot
+from ._validation import (
+    SMOOTHINGS,
+    _describe,
+    check_axis,
+    check_choice,
+    check_unit_interval,
+    is_eager_host,
+    namespace_of,
+)
+
+Array = Any
+DType = Any
+
+
+def smoothing_coefficients(
+    epsilon: float, num_classes: int, smoothing: str
+) -> tuple[float, float]:
+    """``(a, b)`` such that the smoothed target is ``q' = a * q + b``.
+
+    ``"uniform"`` (Szegedy et al. 2016): ``q' = (1 - eps) q + eps / K``.
+    ``"others"``: the true class keeps ``1 - eps`` and each of the ``K - 1`` others gets
+    ``eps / (K - 1)``, i.e. ``q' = (1 - eps) q + eps (1 - q) / (K - 1)``.
+    Both keep ``sum(q') == sum(q)`` for a distribution: ``a + b K == 1``.
+    """
+    if epsilon == 0.0:
+        return 1.0, 0.0
+    if smoothing == "uniform":
+        return 1.0 - epsilon, epsilon / num_classes
+    if num_classes < 2:
+        raise ValueError(
+            f'`smoothing`="others" spreads `label_smoothing` over the other classes and '
+            f"needs at least 2 classes; got {num_classes} class(es) with "
+            f"label_smoothing={epsilon!r}."
+        )
+    share = epsilon / (num_classes - 1)
+    return 1.0 - epsilon - share, share
+
+
+def check_num_classes(num_classes: object) -> int:
+    if isinstance(num_classes, bool) or not isinstance(num_classes, numbers.Integral):
+        raise TypeError(f"`num_classes` must be a positive int; got {_describe(num_classes)}.")
+    k = int(num_classes)
+    if k < 1:
+        raise ValueError(f"`num_classes` must be >= 1; got {k}.")
+    return k
+
+
+def label_validity(
+    labels: Array, num_classes: int, ignore_index: int | None, xp: ModuleType, name: str
+) -> Array:
+    """Boolean mask of labels in ``[0, num_classes)``; raises on eager host arrays.
+
+    Labels equal to ``ignore_index`` are neither valid nor an error. On eager host
+    arrays an out-of-range label raises ValueError; elsewhere the mask is returned so
+    the caller can turn those elements into NaN.
+    """
+    valid = (labels >= 0) & (labels < num_classes)
+    if is_eager_host(labels, xp):
+        ok = valid if ignore_index is None else valid | (labels == ignore_index)
+        if not bool(xp.all(ok)):
+            bad = labels[~ok]
+            shown = ", ".join(str(int(v)) for v in bad[:5])
+            more = ", ..." if bad.shape[0] > 5 else ""
+            suffix = "" if ignore_index is None else f" that are not ignore_index={ignore_index}"
+            raise ValueError(
+                f"`{name}` holds class indices outside [0, {num_classes}){suffix}: "
+                f"{shown}{more}."
+            )
+    return valid
+
+
+def one_hot_mask(labels: Array, num_classes: int, axis: int, xp: ModuleType) -> Array:
+    """Boolean ``labels == class`` with the class axis inserted at ``axis`` (lazy-safe)."""
+    classes = xp.arange(num_classes, dtype=labels.dtype, device=device(labels))
+    mask = xp.expand_dims(labels, axis=-1) == classes
+    return mask if axis == -1 else xp.moveaxis(mask, -1, axis)
+
+
+def encode_one_hot(
+    labels: Array, num_classes: int, axis: int, dtype: DType, xp: ModuleType, name: str
+) -> Array:
+    valid = label_validity(labels, num_classes, None, xp, name)
+    safe = xp.where(valid, labels, xp.zeros_like(labels))
+    if is_torch_namespace(xp):
+        # torch.nn.functional.one_hot reads min/max on CPU, which breaks torch.func
+        # transforms and torch.compile; the comparison is the same thing, traceable.
+        encoded = xp.astype(one_hot_mask(safe, num_classes, -1, xp), dtype)
+    else:
+        encoded = _xpx_one_hot(safe, num_classes, dtype=dtype, xp=xp)
+    if xp.isdtype(dtype, "real floating"):
+        nan = xp.full_like(encoded, float("nan"))
+        encoded = xp.where(xp.expand_dims(valid, axis=-1), encoded, nan)
+    return encoded if axis == -1 else xp.moveaxis(encoded, -1, axis)
+
+
+def one_hot(
+    labels: Array, num_classes: int, /, *, axis: int = -1, dtype: DType | None = None
+) -> Array:
+    """One-hot encode integer class labels.
+
+    ``out[..., c, ...] = 1`` where ``labels == c`` and 0 elsewhere, with the new class
+    axis of length ``num_classes`` inserted at ``axis``.
+
+    Parameters
+    ----------
+    labels : array
+        Integer class indices of any shape ``[...]``, each in ``[0, num_classes)``.
+    num_classes : int
+        Number of classes ``K``.
+    axis : int, default -1
+        Where the class axis goes in the result (an axis of the result, which has one
+        more dimension than ``labels``).
+    dtype : dtype, optional
+        Result dtype; ``None`` means the namespace's default real floating dtype.
+
+    Returns
+    -------
+    array
+        ``labels.shape`` with ``K`` inserted at ``axis``; same library and device as
+        ``labels``.
+
+    Raises
+    ------
+    TypeError
+        If ``labels`` is not an integer array.
+    ValueError
+        If a label is outside ``[0, num_classes)`` and the array lives in host memory
+        (NumPy, array-api-strict, eager CPU PyTorch). Where checking would need a
+        device sync or break tracing (GPU, JAX, ``torch.compile``, Dask), the row of an
+        out-of-range label is NaN instead (all zeros for a non-floating ``dtype``).
+
+    Examples
+    --------
+    >>> import array_api_strict as xp
+    >>> import arraylosses as al
+    >>> al.one_hot(xp.asarray([2, 0]), 3)
+    Array([[0., 0., 1.],
+           [1., 0., 0.]], dtype=array_api_strict.float64)
+    """
+    xp = namespace_of([("labels", labels)])
+    if not xp.isdtype(labels.dtype, "integral"):
+        raise TypeError(f"`labels` must have an integer dtype; got dtype {labels.dtype}.")
+    k = check_num_classes(num_classes)
+    ax = check_axis(axis, labels.ndim + 1)
+    if dtype is None:
+        dtype = default_dtype(xp, device=device(labels))
+    return encode_one_hot(labels, k, ax, dtype, xp, "labels")
+
+
+def smooth_labels(
+    targets: Array,
+    epsilon: float,
+    /,
+    *,
+    num_classes: int | None = None,
+    axis: int = -1,
+    smoothing: str = "uniform",
+    dtype: DType | None = None,
+) -> Array:
+    r"""Smooth hard or soft class targets (Szegedy et al. 2016).
+
+    With ``K`` classes and target distribution ``q`` along ``axis``:
+
+    .. math::
+
+        \text{uniform:}\quad q' = (1 - \varepsilon)\, q + \varepsilon / K
+
+        \text{others:}\quad q' = (1 - \varepsilon)\, q + \varepsilon\,(1 - q) / (K - 1)
+
+    ``"uniform"`` is PyTorch's, optax's and Keras's convention (the true class ends at
+    ``1 - eps + eps/K``); ``"others"`` is fairseq's (the true class keeps exactly
+    ``1 - eps``, every other class gets ``eps / (K - 1)``).
+
+    Parameters
+    ----------
+    targets : array
+        Integer class labels of shape ``[...]`` (then ``num_classes`` is required and
+        the class axis is inserted at ``axis``), or a floating distribution with the
+        class axis at ``axis``.
+    epsilon : float
+        Smoothing strength in ``[0, 1]``.
+    num_classes : int, optional
+        ``K``; required for integer labels, checked against ``targets.shape[axis]``
+        for distributions.
+    axis : int, default -1
+        The class axis (of the result).
+    smoothing : {"uniform", "others"}, default "uniform"
+    dtype : dtype, optional
+        ``None``: the namespace's default real floating dtype for integer (or bool)
+        input, the input's dtype otherwise.
+
+    Returns
+    -------
+    array
+        Smoothed distribution, summing to the input's sum along ``axis``.
+
+    Raises
+    ------
+    ValueError
+        Missing ``num_classes`` for integer labels, ``epsilon`` outside ``[0, 1]``,
+        unknown ``smoothing``, ``"others"`` with one class, out-of-range labels on host
+        arrays (NaN rows elsewhere, as in :func:`one_hot`).
+
+    Examples
+    --------
+    >>> import array_api_strict as xp
+    >>> import arraylosses as al
+    >>> al.smooth_labels(xp.asarray([1]), 0.3, num_classes=3, smoothing="others")
+    Array([[0.15, 0.7 , 0.15]], dtype=array_api_strict.float64)
+
+    References
+    ----------
+    Szegedy et al., "Rethinking the Inception Architecture for Computer Vision",
+    CVPR 2016, section 7.
+    """
+    xp = namespace_of([("targets", targets)])
+    eps = check_unit_interval(epsilon, "epsilon")
+    check_choice(smoothing, "smoothing", SMOOTHINGS)
+    if xp.isdtype(targets.dtype, "integral"):
+        if num_classes is None:
+            raise ValueError(
+                "`num_classes` is required when `targets` holds integer class labels "
+                f"(dtype {targets.dtype}); got None."
+            )
+        k = check_num_classes(num_classes)
+        ax = check_axis(axis, targets.ndim + 1)
+        if dtype is None:
+            dtype = default_dtype(xp, device=device(targets))
+        q = encode_one_hot(targets, k, ax, dtype, xp, "targets")
+    else:
+        if targets.ndim == 0:
+            raise ValueError("`targets` as a distribution needs a class axis; got a 0-d array.")
+        ax = check_axis(axis, targets.ndim)
+        k = int(targets.shape[ax])
+        if num_classes is not None and check_num_classes(num_classes) != k:
+            raise ValueError(
+                f"`num_classes`={num_classes} does not match `targets`, which has {k} "
+                f"classes along axis {axis} (shape {tuple(targets.shape)})."
+            )
+        if dtype is None:
+            is_float = xp.isdtype(targets.dtype, "real floating")
+            dtype = targets.dtype if is_float else default_dtype(xp, device=device(targets))
+        q = xp.astype(targets, dtype)
+    if not xp.isdtype(dtype, "real floating"):
+        raise TypeError(f"`dtype` must be a real floating dtype; got {dtype}.")
+    a, b = smoothing_coefficients(eps, k, smoothing)
+    if b == 0.0:
+        return q
+    return a * q + b

@@ -1,0 +1,243 @@
+"""Argument checking shared by every public function.
+
+Every message names the argument, what was given and what is allowed. Checks on the
+*values* of arrays (labels in range, gamma >= 0, alpha in [0, 1]) raise only where
+reading a value is free: eager arrays in host memory. Everywhere else (GPU, JAX,
+``torch.compile``/``torch.func``, Dask) reading a value would synchronise with the
+device or break tracing, so the caller marks the affected results NaN instead.
+"""
+
+from __future__ import annotations
+
+import numbers
+from collections.abc import Sequence
+from types import ModuleType
+from typing import Any
+
+from ._compat import (
+    array_namespace,
+    device,
+    is_array_api_obj,
+    is_array_api_strict_namespace,
+    is_numpy_namespace,
+    is_torch_namespace,
+)
+
+Array = Any
+
+REDUCTIONS = ("none", "mean", "sum")
+SMOOTHINGS = ("uniform", "others")
+
+
+def _describe(value: object) -> str:
+    if is_array_api_obj(value):
+        return f"an array of type {type(value).__module__}.{type(value).__qualname__}"
+    text = repr(value)
+    if len(text) > 60:
+        text = text[:57] + "..."
+    return f"{type(value).__name__} {text}"
+
+
+def require_array(value: object, name: str) -> None:
+    """Raise TypeError unless ``value`` is an array-API array (not a list or scalar)."""
+    if not is_array_api_obj(value) or isinstance(value, (bool, int, float, complex)):
+        raise TypeError(
+            f"`{name}` must be an array of an array-API library (NumPy, PyTorch, JAX, "
+            f"CuPy, Dask, array-api-strict); got {_describe(value)}."
+        )
+
+
+def namespace_of(name_values: Sequence[tuple[str, object]]) -> ModuleType:
+    """Array namespace shared by all given arrays; TypeError naming any that differ."""
+    first_name, first = name_values[0]
+    require_array(first, first_name)
+    xp = array_namespace(first)
+    for name, value in name_values[1:]:
+        require_array(value, name)
+        other = array_namespace(value)
+        if other is not xp:
+            raise TypeError(
+                f"`{name}` is an array of {other.__name__} but `{first_name}` is an "
+                f"array of {xp.__name__}; all arrays must come from one library."
+            )
+    return xp
+
+
+def check_logits(logits: Array, xp: ModuleType, name: str = "logits") -> None:
+    if not xp.isdtype(logits.dtype, "real floating"):
+        raise TypeError(
+            f"`{name}` must have a real floating dtype (float16, bfloat16, float32, "
+            f"float64); got dtype {logits.dtype}."
+        )
+
+
+def check_choice(value: object, name: str, allowed: Sequence[str]) -> None:
+    if not isinstance(value, str) or value not in allowed:
+        options = ", ".join(repr(a) for a in allowed)
+        raise ValueError(f"`{name}` must be one of {options}; got {value!r}.")
+
+
+def check_unit_interval(value: object, name: str) -> float:
+    """A Python real in [0, 1] (bools are refused: they are almost always a mistake)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"`{name}` must be a Python float in [0, 1]; got {_describe(value)}.")
+    v = float(value)
+    if not 0.0 <= v <= 1.0:  # also refuses NaN
+        raise ValueError(f"`{name}` must be in [0, 1]; got {value!r}.")
+    return v
+
+
+def check_axis(axis: object, ndim: int, name: str = "axis") -> int:
+    if isinstance(axis, bool) or not isinstance(axis, numbers.Integral):
+        raise TypeError(f"`{name}` must be an int; got {_describe(axis)}.")
+    a = int(axis)
+    if not -ndim <= a < ndim:
+        raise ValueError(
+            f"`{name}`={a} is out of range for `logits` with {ndim} dimension(s); "
+            f"allowed: {-ndim} to {ndim - 1}."
+        )
+    return a % ndim
+
+
+def check_ignore_index(ignore_index: object) -> int | None:
+    if ignore_index is None:
+        return None
+    if isinstance(ignore_index, bool) or not isinstance(ignore_index, numbers.Integral):
+        raise TypeError(f"`ignore_index` must be an int or None; got {_describe(ignore_index)}.")
+    return int(ignore_index)
+
+
+def is_eager_host(x: Array, xp: ModuleType) -> bool:
+    """True when reading array values costs no device sync and breaks no tracing."""
+    if is_numpy_namespace(xp) or is_array_api_strict_namespace(xp):
+        return True
+    if is_torch_namespace(xp):
+        import torch
+
+        if torch.compiler.is_compiling():
+            return False
+        if x.device.type != "cpu":
+            return False
+        # torch.func transforms wrap tensors; their values cannot be read.
+        is_wrapped = getattr(torch._C._functorch, "is_functorch_wrapped_tensor", None)
+        return not (is_wrapped is not None and is_wrapped(x))
+    return False
+
+
+def as_parameter_array(
+    value: object,
+    name: str,
+    xp: ModuleType,
+    like: Array,
+    *,
+    allow_scalar: bool = False,
+) -> Array:
+    """Convert a per-class / per-element parameter to an array like ``like``.
+
+    Arrays must come from the same library as ``like``; Python sequences (and, where
+    ``allow_scalar``, Python reals) are converted to its dtype and device.
+    """
+    if is_array_api_obj(value) and not isinstance(value, (bool, int, float)):
+        other = array_namespace(value)
+        if other is not xp:
+            raise TypeError(
+                f"`{name}` is an array of {other.__name__} but `logits` is an array of "
+                f"{xp.__name__}; all arrays must come from one library."
+            )
+        if not (xp.isdtype(value.dtype, "real floating") or xp.isdtype(value.dtype, "integral")):
+            raise TypeError(f"`{name}` must have a real dtype; got dtype {value.dtype}.")
+        return xp.astype(value, like.dtype)
+    if isinstance(value, (str, bytes)) or not (
+        isinstance(value, Sequence) or (allow_scalar and isinstance(value, numbers.Real))
+    ):
+        allowed = "an array, a Python float" if allow_scalar else "an array"
+        raise TypeError(f"`{name}` must be {allowed} or a sequence of floats; got {_describe(value)}.")
+    if isinstance(value, Sequence):
+        for item in value:
+            if isinstance(item, bool) or not isinstance(item, numbers.Real):
+                raise TypeError(f"`{name}` must hold real numbers; got element {item!r}.")
+    return xp.asarray(value, dtype=like.dtype, device=device(like))
+
+
+def check_per_class(param: Array, name: str, num_classes: int) -> None:
+    if param.ndim != 1 or param.shape[0] != num_classes:
+        raise ValueError(
+            f"`{name}` must have shape ({num_classes},), one value per class of `logits`; "
+            f"got shape {tuple(param.shape)}."
+        )
+
+
+def broadcast_shape(a: tuple[Any, ...], b: tuple[Any, ...]) -> tuple[Any, ...] | None:
+    """NumPy broadcasting of two shapes, or None if they do not broadcast."""
+    out = []
+    for i in range(1, max(len(a), len(b)) + 1):
+        da = a[-i] if i <= len(a) else 1
+        db = b[-i] if i <= len(b) else 1
+        if da == 1:
+            out.append(db)
+        elif db == 1 or da == db:
+            out.append(da)
+        else:
+            return None
+    return tuple(reversed(out))
+
+
+def check_broadcasts_to(shape: tuple[Any, ...], target: tuple[Any, ...], name: str) -> None:
+    if broadcast_shape(shape, target) != tuple(target):
+        raise ValueError(
+            f"`{name}` with shape {tuple(shape)} does not broadcast to the shape of "
+            f"`logits` {tuple(target)}."
+        )
+
+
+def check_host_values(ok: Array, xp: ModuleType, message: str) -> None:
+    """Raise ValueError(message) if any element of the boolean array ``ok`` is False."""
+    if not bool(xp.all(ok)):
+        raise ValueError(message)
+
+
+def check_gamma(gamma: object, xp: ModuleType, logits: Array) -> float | Array:
+    """gamma: a Python real >= 0, or an array broadcastable to ``logits``.
+
+    Negative array entries raise on eager host arrays and give NaN elsewhere.
+    """
+    if isinstance(gamma, bool):
+        raise TypeError(f"`gamma` must be a float >= 0 or an array; got {_describe(gamma)}.")
+    if isinstance(gamma, numbers.Real):
+        g = float(gamma)
+        if not g >= 0.0 or g == float("inf"):
+            raise ValueError(f"`gamma` must be a finite float >= 0; got {gamma!r}.")
+        return g
+    g_arr = as_parameter_array(gamma, "gamma", xp, logits)
+    check_broadcasts_to(tuple(g_arr.shape), tuple(logits.shape), "gamma")
+    if is_eager_host(logits, xp):
+        check_host_values(g_arr >= 0, xp, "`gamma` must be >= 0 everywhere; got a negative entry.")
+        return g_arr
+    return xp.where(g_arr >= 0, g_arr, xp.full_like(g_arr, float("nan")))
+
+
+def check_alpha_array(alpha: Array, xp: ModuleType, logits: Array) -> Array:
+    ok = (alpha >= 0) & (alpha <= 1)
+    if is_eager_host(logits, xp):
+        check_host_values(ok, xp, "`alpha` entries must be in [0, 1].")
+        return alpha
+    return xp.where(ok, alpha, xp.full_like(alpha, float("nan")))
+
+
+def check_options(
+    reduction: object, smoothing: object, label_smoothing: object, from_logits: object
+) -> float:
+    """Validate the options every loss shares; return ``label_smoothing`` as a float."""
+    check_choice(reduction, "reduction", REDUCTIONS)
+    check_choice(smoothing, "smoothing", SMOOTHINGS)
+    if not isinstance(from_logits, bool):
+        raise TypeError(f"`from_logits` must be True or False; got {_describe(from_logits)}.")
+    return check_unit_interval(label_smoothing, "label_smoothing")
+
+
+def compute_dtype(xp: ModuleType, dtype: Any) -> Any:
+    """Half-precision inputs are computed in float32 and cast back at the end."""
+    # str() of a dtype: "float16", "torch.bfloat16", "dtype('float16')" ...
+    if "float16" in str(dtype):
+        return xp.float32
+    return dtype

@@ -1,0 +1,94 @@
+"""The test matrix: one session per array backend, plus lint and typecheck.
+
+``nox`` runs every CPU backend, the CuPy session (which skips in seconds without an
+NVIDIA GPU), ruff and mypy. ``nox -s tests-torch`` runs one backend; ``nox -s bench``,
+``nox -s docs`` and ``nox -s vendoring`` are run on demand.
+
+PyTorch is pinned to 2.13.0 here: on the project's CPU machines that version installs
+a local CPU build in seconds, while any other requirement pulls several GB of CUDA
+packages. The package metadata itself stays permissive (``torch>=2.4``).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import nox
+
+nox.options.default_venv_backend = "venv"
+nox.options.reuse_existing_virtualenvs = True
+nox.options.error_on_missing_interpreters = False
+nox.options.sessions = [
+    "tests-numpy",
+    "tests-array_api_strict",
+    "tests-torch",
+    "tests-jax",
+    "tests-dask",
+    "tests-cupy",
+    "lint",
+    "typecheck",
+]
+
+TORCH = os.environ.get("ARRAYLOSSES_TORCH_REQUIREMENT", "torch==2.13.0")
+TEST_DEPS = ["pytest>=8", "hypothesis>=6.100", "numpy>=1.26", "array-api-strict>=2.3"]
+
+# What each backend's session installs next to the test dependencies; the peers
+# that the parity tests compare against are installed in their backend's session.
+BACKEND_DEPS: dict[str, list[str]] = {
+    "numpy": [],
+    "array_api_strict": [],
+    "torch": [TORCH],
+    "jax": ["jax", "optax", "keras"],
+    "dask": ["dask[array]"],
+    "cupy": ["cupy-cuda12x"],
+}
+
+
+def _has_nvidia_gpu() -> bool:
+    return shutil.which("nvidia-smi") is not None and Path("/dev/nvidia0").exists()
+
+
+@nox.session(python=False, name="tests-cupy")
+def tests_cupy_guard(session: nox.Session) -> None:
+    """CuPy needs an NVIDIA GPU: skip in seconds (without downloading CuPy) if none."""
+    if not _has_nvidia_gpu():
+        session.skip("no NVIDIA GPU on this machine (no nvidia-smi or /dev/nvidia0): CuPy not tested")
+    session.notify("tests-cupy-gpu")
+
+
+def _run_tests(session: nox.Session, backend: str) -> None:
+    session.install("-e", ".", *TEST_DEPS, *BACKEND_DEPS[backend])
+    env = {"ARRAYLOSSES_BACKENDS": backend}
+    if backend == "jax":
+        env["KERAS_BACKEND"] = "jax"
+    session.run("pytest", "-p", "no:cacheprovider", *session.posargs, env=env)
+
+
+def _make_test_session(backend: str) -> None:
+    def session_func(session: nox.Session) -> None:
+        _run_tests(session, backend)
+
+    session_func.__doc__ = f"Run the whole test suite on {backend}."
+    name = "tests-cupy-gpu" if backend == "cupy" else f"tests-{backend}"
+    nox.session(name=name)(session_func)
+
+
+for _backend in BACKEND_DEPS:
+    _make_test_session(_backend)
+
+
+@nox.session
+def lint(session: nox.Session) -> None:
+    """ruff: lint and formatting check."""
+    session.install("ruff>=0.6")
+    session.run("ruff", "check", ".")
+    session.run("ruff", "format", "--check", ".")
+
+
+@nox.session
+def typecheck(session: nox.Session) -> None:
+    """mypy, strict on the package."""
+    session.install("mypy>=1.10", "-e", ".")
+    session.run("mypy")
