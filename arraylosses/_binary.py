@@ -2,9 +2,17 @@
 
 from __future__ import annotations
 
+from functools import partial
+from types import ModuleType
 from typing import Any
 
-from ._primitives import clamped_log, log_sigmoid_pair, modulating_factor
+from . import _fastpaths
+from ._primitives import (
+    clamped_log,
+    log_sigmoid_pair,
+    modulating_factor,
+    modulating_factor_slope,
+)
 from ._reduction import reduce_loss
 from ._smoothing import smoothing_coefficients
 from ._validation import (
@@ -50,7 +58,8 @@ class _BinaryInputs:
         self.out_dtype = logits.dtype
         dtype = compute_dtype(xp, logits.dtype)
         self.x = logits if dtype == logits.dtype else xp.astype(logits, dtype)
-        y = xp.astype(targets, dtype)
+        # copy=False: a target array that already has the compute dtype is used as is.
+        y = xp.astype(targets, dtype, copy=False)
         a, b = smoothing_coefficients(eps, 2, str(smoothing))
         self.y = y if b == 0.0 else a * y + b
         self.from_logits = bool(from_logits)
@@ -67,10 +76,12 @@ class _BinaryInputs:
         check_broadcasts_to(tuple(arr.shape), tuple(self.x.shape), name)
         return arr
 
+    def cast(self, out: Array) -> Array:
+        """The result in the dtype of ``logits``."""
+        return out if out.dtype == self.out_dtype else self.xp.astype(out, self.out_dtype)
+
     def finish(self, loss: Array) -> Array:
-        xp = self.xp
-        out = reduce_loss(loss, self.reduction, xp)
-        return out if out.dtype == self.out_dtype else xp.astype(out, self.out_dtype)
+        return self.cast(reduce_loss(loss, self.reduction, self.xp))
 
 
 def binary_cross_entropy(
@@ -144,6 +155,74 @@ def binary_cross_entropy(
     if weight is not None:
         loss = inputs.parameter(weight, "weight") * loss
     return inputs.finish(loss)
+
+
+def _class_balance(y: Array, alpha: float) -> Array:
+    """``alpha_t = alpha * y + (1 - alpha) * (1 - y)``, written with one multiply."""
+    return (1.0 - alpha) + (2.0 * alpha - 1.0) * y
+
+
+def sigmoid_focal_elementwise(
+    x: Array,
+    y: Array,
+    alpha: float | None,
+    gamma: float | Array,
+    xp: ModuleType,
+    from_logits: bool = True,
+) -> Array:
+    """Per-element sigmoid focal loss: the formula of :func:`sigmoid_focal_loss`.
+
+    ``x`` are logits (probabilities if not ``from_logits``), ``y`` the smoothed targets
+    in the same dtype, ``alpha`` and ``gamma`` already validated. From logits one
+    ``exp(-|x|)`` feeds both log-sigmoids, and ``p = exp(log p)``, ``1 - p =
+    exp(log(1 - p))`` are each accurate where the other is close to 1.
+    """
+    y_bar = 1 - y
+    if from_logits:
+        log_p, log_q = log_sigmoid_pair(x, xp)
+    else:
+        log_p, log_q = clamped_log(x, xp), clamped_log(1 - x, xp)
+    loss = -(y * log_p + y_bar * log_q)
+    if not (isinstance(gamma, float) and gamma == 0.0):
+        p, q = (xp.exp(log_p), xp.exp(log_q)) if from_logits else (x, 1 - x)
+        # 1 - p_t = y'(1 - p) + (1 - y') p: both terms non-negative, no cancellation.
+        loss = modulating_factor(y * q + y_bar * p, gamma, xp) * loss
+    if alpha is not None:
+        loss = _class_balance(y, alpha) * loss
+    return loss
+
+
+def sigmoid_focal_gradient(
+    x: Array, y: Array, alpha: float | None, gamma: float, xp: ModuleType
+) -> Array:
+    r"""Derivative of :func:`sigmoid_focal_elementwise` (from logits) with respect to ``x``.
+
+    With ``p = sigmoid(x)``, ``q = 1 - p``, ``b = 1 - p_t = y' q + (1 - y') p`` and
+    ``BCE = -(y' log p + (1 - y') log q)``:
+
+    .. math::
+
+        \frac{d\ell}{dx} = \alpha_t \left[ b^\gamma (p - y')
+            + \gamma b^{\gamma - 1} (1 - 2y')\, p\, q\, \mathrm{BCE} \right]
+
+    since ``dBCE/dx = p - y'`` and ``db/dx = (1 - 2y') p q``. ``p - y'`` is written
+    ``(1 - y') p - y' q`` so that it keeps its relative accuracy when ``p`` is close to
+    1, and ``b^(gamma-1)`` follows :func:`modulating_factor_slope` at ``b = 0``. Built
+    from the same differentiable primitives as the loss, so that differentiating it
+    again (double backward) is exact as well.
+    """
+    y_bar = 1 - y
+    log_p, log_q = log_sigmoid_pair(x, xp)
+    p, q = xp.exp(log_p), xp.exp(log_q)
+    grad = y_bar * p - y * q
+    if gamma != 0.0:
+        bce = -(y * log_p + y_bar * log_q)
+        base = y * q + y_bar * p
+        slope = modulating_factor_slope(base, gamma, xp)
+        grad = modulating_factor(base, gamma, xp) * grad + slope * (y_bar - y) * p * q * bce
+    if alpha is not None:
+        grad = _class_balance(y, alpha) * grad
+    return grad
 
 
 def sigmoid_focal_loss(
@@ -223,15 +302,16 @@ def sigmoid_focal_loss(
     xp, x, y = inputs.xp, inputs.x, inputs.y
     g = check_gamma(gamma, xp, x)
     a = None if alpha is None else check_unit_interval(alpha, "alpha")
-    log_p, log_q = inputs.log_probs()
-    bce = -(y * log_p + (1 - y) * log_q)
-    if isinstance(g, float) and g == 0.0:
-        loss = bce
-    else:
-        # 1 - p_t = y'(1 - p) + (1 - y') p: both terms non-negative, no cancellation.
-        p, q = (xp.exp(log_p), xp.exp(log_q)) if inputs.from_logits else (x, 1 - x)
-        loss = modulating_factor(y * q + (1 - y) * p, g, xp) * bce
-    if a is not None:
-        loss = (a * y + (1 - a) * (1 - y)) * loss
+    if inputs.from_logits and inputs.reduction != "none" and isinstance(g, float):
+        reduced = _fastpaths.reduced_elementwise(
+            partial(sigmoid_focal_elementwise, alpha=a, gamma=g, xp=xp),
+            partial(sigmoid_focal_gradient, alpha=a, gamma=g, xp=xp),
+            x,
+            y,
+            inputs.reduction,
+            xp,
+        )
+        if reduced is not None:
+            return inputs.cast(reduced)
+    loss = sigmoid_focal_elementwise(x, y, a, g, xp, inputs.from_logits)
     return inputs.finish(loss)
-

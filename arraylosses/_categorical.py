@@ -5,10 +5,12 @@ from __future__ import annotations
 from types import ModuleType
 from typing import Any
 
+from . import _fastpaths
 from ._compat import (
     is_array_api_strict_namespace,
     is_dask_namespace,
     is_torch_namespace,
+    is_torch_tensor,
 )
 from ._primitives import clamped_log, log_softmax, modulating_factor
 from ._reduction import nan_where_invalid, reduce_loss
@@ -238,6 +240,20 @@ def cross_entropy(
     Szegedy et al., "Rethinking the Inception Architecture for Computer Vision",
     CVPR 2016 (label smoothing).
     """
+    if is_torch_tensor(logits):
+        out = _fastpaths.torch_cross_entropy(
+            logits,
+            targets,
+            axis,
+            weight,
+            ignore_index,
+            label_smoothing,
+            smoothing,
+            from_logits,
+            reduction,
+        )
+        if out is not None:
+            return out
     inputs = _SoftmaxInputs(
         logits, targets, axis, ignore_index, label_smoothing, smoothing, from_logits, reduction
     )

@@ -82,6 +82,18 @@ def log_softmax(x: Array, axis: int, xp: ModuleType) -> Array:
     return shifted - xp.log(xp.sum(xp.exp(shifted), axis=axis, keepdims=True))
 
 
+def _integer_power(base: Array, n: int) -> Array:
+    """``base ** n`` for ``n >= 1`` by repeated multiplication (exact, smooth at 0)."""
+    out = base
+    for _ in range(n - 1):
+        out = out * base
+    return out
+
+
+def _small_integer(g: float) -> bool:
+    return g.is_integer() and 1.0 <= g <= 8.0
+
+
 def modulating_factor(base: Array, gamma: float | Array, xp: ModuleType) -> Array:
     """The focal term ``base ** gamma`` with ``base = 1 - p_t`` in ``[0, 1]``.
 
@@ -96,11 +108,8 @@ def modulating_factor(base: Array, gamma: float | Array, xp: ModuleType) -> Arra
         g = float(gamma)
         if g == 0.0:
             return xp.ones_like(base)
-        if g.is_integer() and g <= 8:
-            out = base
-            for _ in range(int(g) - 1):
-                out = out * base
-            return out
+        if _small_integer(g):
+            return _integer_power(base, int(g))
         positive = base > 0
         safe = xp.where(positive, base, xp.ones_like(base))
         return xp.where(positive, safe**g, xp.zeros_like(base))
@@ -108,3 +117,25 @@ def modulating_factor(base: Array, gamma: float | Array, xp: ModuleType) -> Arra
     safe = xp.where(positive, base, xp.ones_like(base))
     limit = xp.astype(gamma == 0, base.dtype)
     return xp.where(positive, safe**gamma, limit)
+
+
+def modulating_factor_slope(base: Array, gamma: float, xp: ModuleType) -> Array:
+    """``d(base ** gamma) / d base`` for a Python-float gamma, as :func:`modulating_factor`
+    differentiates.
+
+    ``gamma * base ** (gamma - 1)``, with the same conventions at ``base == 0``: the
+    derivative of repeated multiplication for integer gamma (1 at 0 for gamma = 1), and
+    0 where the double ``where`` of a fractional gamma holds the power at its limit.
+    Analytic gradients (the PyTorch autograd function) use it, so they agree with
+    automatic differentiation of :func:`modulating_factor` everywhere.
+    """
+    g = float(gamma)
+    if g == 0.0:
+        return xp.zeros_like(base)
+    if g == 1.0:
+        return xp.ones_like(base)
+    if _small_integer(g):
+        return g * _integer_power(base, int(g) - 1)
+    positive = base > 0
+    safe = xp.where(positive, base, xp.ones_like(base))
+    return xp.where(positive, g * safe ** (g - 1.0), xp.zeros_like(base))

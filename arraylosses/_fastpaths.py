@@ -1,0 +1,239 @@
+"""Where arraylosses leaves the pure array-API path for speed, and the switch back.
+
+The pure path (the loss formula applied to whole arrays, reduced with ``xp.sum``) is
+the definition; every fast path here computes the same numbers behind the same
+contract and is tested against it in ``tests/test_fastpaths.py``:
+
+- reduced elementwise losses on eager host arrays (NumPy, array-api-strict) are
+  evaluated block by block (:func:`~._reduction.blockwise_sum`);
+- on eager PyTorch they go through one autograd function whose forward is blockwise
+  on CPU and whose backward is the analytic gradient (``_torch_autograd``);
+- cross-entropy of eager CPU tensors is PyTorch's own fused kernel, called after the
+  contract's validation.
+
+Fast paths are taken only where they can honour the whole contract: not while
+``torch.compile`` traces (the pure path compiles into fused kernels anyway), not
+inside ``torch.func`` transforms, not on JAX or Dask (compiled or lazy: nothing to
+gain, laziness to lose). Set :data:`ENABLED` to False (or use :func:`disabled`) to run
+the pure path everywhere.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from types import ModuleType
+from typing import Any
+
+from ._compat import (
+    array_namespace,
+    is_array_api_strict_namespace,
+    is_numpy_namespace,
+    is_torch_namespace,
+)
+from ._reduction import blockwise_sum
+from ._smoothing import label_validity, smoothing_coefficients
+from ._validation import (
+    as_parameter_array,
+    check_axis,
+    check_ignore_index,
+    check_options,
+    check_per_class,
+)
+
+Array = Any
+
+#: Module-level switch: False sends every call down the pure array-API path.
+ENABLED = True
+
+# Elements per block of a blockwise reduction. A block of float32 temporaries is then
+# 256 KiB: a formula's dozen live temporaries stay in L2 cache and in glibc's heap
+# (no page faults), and PyTorch still splits each operation over two threads.
+BLOCK = 1 << 16
+
+# Below this many elements a host array is reduced in one piece: blocking only pays
+# once the temporaries leave the cache and the heap.
+MIN_BLOCKWISE = 4 * BLOCK
+
+# dtypes PyTorch's cross-entropy gets as they are; half precision is computed in float32
+# as everywhere else in arraylosses.
+_TORCH_FULL_PRECISION: tuple[Any, ...] = ()
+
+
+@contextmanager
+def disabled() -> Iterator[None]:
+    """Run the pure array-API path everywhere inside the ``with`` block (for tests)."""
+    global ENABLED
+    saved = ENABLED
+    ENABLED = False
+    try:
+        yield
+    finally:
+        ENABLED = saved
+
+
+def is_torch_eager(*arrays: Array) -> bool:
+    """True for PyTorch tensors used eagerly: not traced by ``torch.compile``, not
+    wrapped by a ``torch.func`` transform (whose tensors refuse in-place writes and
+    value reads)."""
+    torch = sys.modules["torch"]
+    if torch.compiler.is_compiling():
+        return False
+    return not any(map(torch._C._functorch.is_functorch_wrapped_tensor, arrays))
+
+
+def reduced_elementwise(
+    loss: Callable[[Array, Array], Array],
+    gradient: Callable[[Array, Array], Array],
+    x: Array,
+    y: Array,
+    reduction: str,
+    xp: ModuleType,
+) -> Array | None:
+    """``sum`` or ``mean`` of ``loss(x, y)`` by a fast path, or None if none applies.
+
+    ``gradient(x, y)`` is ``d loss / d x`` elementwise (used by the PyTorch autograd
+    function). ``x`` and ``y`` must have one shape and ``y`` must not need a gradient;
+    otherwise the caller's pure path runs.
+    """
+    if not ENABLED or tuple(y.shape) != tuple(x.shape):
+        return None
+    n = 1
+    for d in x.shape:
+        n *= int(d)
+    if n == 0:
+        return None  # the pure path's empty-input rules (NaN mean, zero sum)
+    if is_torch_namespace(xp):
+        if y.requires_grad or not is_torch_eager(x, y):
+            return None
+        from ._torch_autograd import reduced_loss
+
+        block = BLOCK if x.device.type == "cpu" and n >= MIN_BLOCKWISE else n
+        return reduced_loss(loss, gradient, x, y, n if reduction == "mean" else 1, block)
+    if n < MIN_BLOCKWISE or not (is_numpy_namespace(xp) or is_array_api_strict_namespace(xp)):
+        return None
+    total = blockwise_sum(loss, (x, y), xp, BLOCK)
+    return total / n if reduction == "mean" else total
+
+
+def _options_need_checking(
+    reduction: object, smoothing: object, label_smoothing: object, from_logits: object
+) -> bool:
+    """False when the shared options are plainly valid (the common call, checked in a
+    fraction of a microsecond); True sends them through the full validation."""
+    return not (
+        from_logits is True
+        and (reduction == "mean" or reduction == "sum" or reduction == "none")
+        and (smoothing == "uniform" or smoothing == "others")
+        and type(label_smoothing) is float
+        and 0.0 <= label_smoothing <= 1.0
+    )
+
+
+def _labels_in_range(labels: Array, num_classes: int) -> bool:
+    """Whether every label of an eager CPU tensor is in ``[0, num_classes)``.
+
+    The host check the contract asks for, at the cost of one reduction: a handful of
+    labels is cheaper to read as a Python list than to reduce (the common small-batch
+    call), larger ones take one ``aminmax``.
+    """
+    n = labels.numel()
+    if n == 0:
+        return True
+    if n <= 32 and labels.ndim == 1:
+        values: list[int] = labels.tolist()
+        return min(values) >= 0 and max(values) < num_classes
+    low, high = sys.modules["torch"].aminmax(labels)
+    return int(low.item()) >= 0 and int(high.item()) < num_classes
+
+
+def torch_cross_entropy(
+    logits: Array,
+    targets: Array,
+    axis: object,
+    weight: object,
+    ignore_index: object,
+    label_smoothing: object,
+    smoothing: object,
+    from_logits: object,
+    reduction: object,
+) -> Array | None:
+    """:func:`~._categorical.cross_entropy` by ``torch.nn.functional.cross_entropy``.
+
+    For eager CPU tensors, after the contract's validation: the contract *is*
+    PyTorch's cross-entropy (class axis moved to 1), and its fused kernel is what the
+    pure array-API path cannot match (about 1.5× slower). ``"others"`` smoothing is
+    PyTorch's uniform smoothing with ``eps' = eps K / (K - 1)``: both are
+    ``q' = a q + b`` with ``a + b K = 1``, so ``eps' = b K``. Returns None (the pure
+    path runs, and raises where it must) for anything else: other devices (there an
+    out-of-range label must become NaN, and reading labels would wait on the device),
+    tracing, ``from_logits=False``, bool targets, shapes that do not match.
+
+    A loss is called every training step, often on small batches, so the checks are
+    ordered to cost little more than the kernel itself on the common call.
+    """
+    global _TORCH_FULL_PRECISION
+    torch = sys.modules["torch"]
+    if not _TORCH_FULL_PRECISION:
+        _TORCH_FULL_PRECISION = (torch.float32, torch.float64)
+    if not (
+        ENABLED
+        and isinstance(targets, torch.Tensor)
+        and logits.is_cpu
+        and logits.is_floating_point()
+        and is_torch_eager(logits, targets)
+    ):
+        return None
+    probabilities = targets.is_floating_point()
+    if not probabilities and (targets.dtype is torch.bool or targets.is_complex()):
+        return None
+    if _options_need_checking(reduction, smoothing, label_smoothing, from_logits):
+        check_options(reduction, smoothing, label_smoothing, from_logits)
+        if not from_logits:
+            return None
+    eps = float(label_smoothing)  # type: ignore[arg-type]
+    ndim = logits.ndim
+    ax = axis if type(axis) is int and -ndim <= axis < ndim else check_axis(axis, ndim)
+    ax %= ndim
+    if ignore_index is not None:
+        ignore_index = check_ignore_index(ignore_index)
+        if probabilities:
+            return None  # the pure path raises: ignore_index needs class indices
+    shape = logits.shape
+    k = int(shape[ax])
+    torch_eps = 0.0 if eps == 0.0 else smoothing_coefficients(eps, k, str(smoothing))[1] * k
+    if torch_eps > 1.0:  # "others" with eps > (K - 1) / K: beyond PyTorch's range
+        return None
+    if probabilities:
+        expected = shape
+    else:
+        expected = shape[:-1] if ax == ndim - 1 else shape[:ax] + shape[ax + 1 :]
+    if targets.shape != expected:
+        return None
+    x = logits if logits.dtype in _TORCH_FULL_PRECISION else logits.float()
+    w = None
+    if weight is not None:
+        w = as_parameter_array(weight, "weight", array_namespace(logits), x)
+        check_per_class(w, "weight", k)
+    if probabilities:
+        t = targets.to(x.dtype)
+    else:
+        if not _labels_in_range(targets, k):
+            # raises unless every out-of-range label is ignore_index
+            label_validity(targets, k, ignore_index, array_namespace(targets), "targets")
+        t = targets if targets.dtype is torch.int64 else targets.long()
+    if ndim > 1 and ax != 1:
+        x = torch.movedim(x, ax, 1)
+        if probabilities:
+            t = torch.movedim(t, ax, 1)
+    out = torch.nn.functional.cross_entropy(
+        x,
+        t,
+        weight=w,
+        # with ignore_index=None every label was checked to be in range
+        ignore_index=-100 if ignore_index is None else ignore_index,
+        reduction=reduction,
+        label_smoothing=torch_eps,
+    )
+    return out if out.dtype == logits.dtype else out.to(logits.dtype)
