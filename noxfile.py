@@ -54,7 +54,9 @@ def _has_nvidia_gpu() -> bool:
 def tests_cupy_guard(session: nox.Session) -> None:
     """CuPy needs an NVIDIA GPU: skip in seconds (without downloading CuPy) if none."""
     if not _has_nvidia_gpu():
-        session.skip("no NVIDIA GPU on this machine (no nvidia-smi or /dev/nvidia0): CuPy not tested")
+        session.skip(
+            "no NVIDIA GPU on this machine (no nvidia-smi or /dev/nvidia0): CuPy not tested"
+        )
     session.notify("tests-cupy-gpu")
 
 

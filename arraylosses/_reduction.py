@@ -51,4 +51,3 @@ def nan_where_invalid(loss: Array, valid: Array | None, xp: ModuleType) -> Array
     if valid is None:
         return loss
     return xp.where(valid, loss, xp.full_like(loss, float("nan")))
-
