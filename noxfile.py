@@ -32,7 +32,13 @@ nox.options.sessions = [
 ]
 
 TORCH = os.environ.get("ARRAYLOSSES_TORCH_REQUIREMENT", "torch==2.13.0")
-TEST_DEPS = ["pytest>=8", "hypothesis>=6.100", "numpy>=1.26", "array-api-strict>=2.3"]
+TEST_DEPS = [
+    "pytest>=8",
+    "hypothesis>=6.100",
+    "numpy>=1.26",
+    "array-api-strict>=2.3",
+    "ml-dtypes>=0.4",  # bfloat16 rounding of the float64 references
+]
 
 # What each backend's session installs next to the test dependencies; the peers
 # that the parity tests compare against are installed in their backend's session.
@@ -54,7 +60,9 @@ def _has_nvidia_gpu() -> bool:
 def tests_cupy_guard(session: nox.Session) -> None:
     """CuPy needs an NVIDIA GPU: skip in seconds (without downloading CuPy) if none."""
     if not _has_nvidia_gpu():
-        session.skip("no NVIDIA GPU on this machine (no nvidia-smi or /dev/nvidia0): CuPy not tested")
+        session.skip(
+            "no NVIDIA GPU on this machine (no nvidia-smi or /dev/nvidia0): CuPy not tested"
+        )
     session.notify("tests-cupy-gpu")
 
 

@@ -142,8 +142,8 @@ def binary_cross_entropy(
     >>> import arraylosses as al
     >>> logits = xp.asarray([0.0, 2.0, -1.0])
     >>> targets = xp.asarray([1.0, 1.0, 0.0])
-    >>> float(al.binary_cross_entropy(logits, targets, reduction="sum"))  # doctest: +ELLIPSIS
-    1.130...
+    >>> round(float(al.binary_cross_entropy(logits, targets, reduction="sum")), 6)
+    1.133337
     """
     inputs = _BinaryInputs(logits, targets, label_smoothing, smoothing, from_logits, reduction)
     y = inputs.y
@@ -291,7 +291,7 @@ def sigmoid_focal_loss(
     >>> targets = xp.asarray([1.0, 0.0, 1.0])
     >>> loss = al.sigmoid_focal_loss(logits, targets, reduction="none")
     >>> [round(float(v), 6) for v in loss]
-    [1.6e-05, 5.4e-05, 0.043322]
+    [2.7e-05, 8.2e-05, 0.043322]
 
     References
     ----------

@@ -41,15 +41,18 @@ except ImportError:
 
 try:
     from .._array_api_extra_vendor import (  # type: ignore[import-not-found]
-        apply_where,
         default_dtype,
         one_hot,
     )
 except ImportError:
-    from array_api_extra import apply_where, default_dtype, one_hot
+    # array-api-extra's ``apply_where`` is not used: on eager backends it relies on
+    # boolean indexing (a device sync on CUDA, a graph break under torch.compile) and
+    # under jax.jit it evaluates the function on the unmasked input, which gives NaN
+    # gradients for the focal term at 1 - p_t == 0. ``_primitives.modulating_factor``
+    # uses a double ``where`` instead.
+    from array_api_extra import default_dtype, one_hot
 
 __all__ = [
-    "apply_where",
     "array_namespace",
     "default_dtype",
     "device",

@@ -78,6 +78,9 @@ def log_softmax(x: Array, axis: int, xp: ModuleType) -> Array:
         import jax
 
         return jax.nn.log_softmax(x, axis=axis)
+    if 0 in x.shape:
+        # Nothing to shift, and a max over an empty block raises on Dask.
+        return x - xp.log(xp.sum(xp.exp(x), axis=axis, keepdims=True))
     shifted = x - xp.max(x, axis=axis, keepdims=True)
     return shifted - xp.log(xp.sum(xp.exp(shifted), axis=axis, keepdims=True))
 

@@ -22,9 +22,7 @@ Array = Any
 DType = Any
 
 
-def smoothing_coefficients(
-    epsilon: float, num_classes: int, smoothing: str
-) -> tuple[float, float]:
+def smoothing_coefficients(epsilon: float, num_classes: int, smoothing: str) -> tuple[float, float]:
     """``(a, b)`` such that the smoothed target is ``q' = a * q + b``.
 
     ``"uniform"`` (Szegedy et al. 2016): ``q' = (1 - eps) q + eps / K``.
@@ -73,8 +71,7 @@ def label_validity(
             more = ", ..." if bad.shape[0] > 5 else ""
             suffix = "" if ignore_index is None else f" that are not ignore_index={ignore_index}"
             raise ValueError(
-                f"`{name}` holds class indices outside [0, {num_classes}){suffix}: "
-                f"{shown}{more}."
+                f"`{name}` holds class indices outside [0, {num_classes}){suffix}: {shown}{more}."
             )
     return valid
 

@@ -138,20 +138,23 @@ def as_parameter_array(
     ``allow_scalar``, Python reals) are converted to its dtype and device.
     """
     if is_array_api_obj(value) and not isinstance(value, (bool, int, float)):
-        other = array_namespace(value)
+        arr: Array = value
+        other = array_namespace(arr)
         if other is not xp:
             raise TypeError(
                 f"`{name}` is an array of {other.__name__} but `logits` is an array of "
                 f"{xp.__name__}; all arrays must come from one library."
             )
-        if not (xp.isdtype(value.dtype, "real floating") or xp.isdtype(value.dtype, "integral")):
-            raise TypeError(f"`{name}` must have a real dtype; got dtype {value.dtype}.")
-        return xp.astype(value, like.dtype)
+        if not (xp.isdtype(arr.dtype, "real floating") or xp.isdtype(arr.dtype, "integral")):
+            raise TypeError(f"`{name}` must have a real dtype; got dtype {arr.dtype}.")
+        return xp.astype(arr, like.dtype)
     if isinstance(value, (str, bytes)) or not (
         isinstance(value, Sequence) or (allow_scalar and isinstance(value, numbers.Real))
     ):
         allowed = "an array, a Python float" if allow_scalar else "an array"
-        raise TypeError(f"`{name}` must be {allowed} or a sequence of floats; got {_describe(value)}.")
+        raise TypeError(
+            f"`{name}` must be {allowed} or a sequence of floats; got {_describe(value)}."
+        )
     if isinstance(value, Sequence):
         for item in value:
             if isinstance(item, bool) or not isinstance(item, numbers.Real):
