@@ -56,10 +56,6 @@ BLOCK = 1 << 16
 # once the temporaries leave the cache and the heap.
 MIN_BLOCKWISE = 4 * BLOCK
 
-# dtypes PyTorch's cross-entropy gets as they are; half precision is computed in float32
-# as everywhere else in arraylosses.
-_TORCH_FULL_PRECISION: tuple[Any, ...] = ()
-
 
 @contextmanager
 def disabled() -> Iterator[None]:
@@ -81,6 +77,13 @@ def is_torch_eager(*arrays: Array) -> bool:
     if torch.compiler.is_compiling():
         return False
     return not any(map(torch._C._functorch.is_functorch_wrapped_tensor, arrays))
+
+
+def in_torch_forward_ad() -> bool:
+    """Inside ``torch.autograd.forward_ad.dual_level()``: forward-mode AD of the
+    autograd function would need a jvp rule, while the pure path has one for free."""
+    level: int = getattr(sys.modules["torch"].autograd.forward_ad, "_current_level", -1)
+    return level >= 0
 
 
 def reduced_elementwise(
@@ -105,7 +108,7 @@ def reduced_elementwise(
     if n == 0:
         return None  # the pure path's empty-input rules (NaN mean, zero sum)
     if is_torch_namespace(xp):
-        if y.requires_grad or not is_torch_eager(x, y):
+        if y.requires_grad or not is_torch_eager(x, y) or in_torch_forward_ad():
             return None
         from ._torch_autograd import reduced_loss
 
@@ -173,10 +176,7 @@ def torch_cross_entropy(
     A loss is called every training step, often on small batches, so the checks are
     ordered to cost little more than the kernel itself on the common call.
     """
-    global _TORCH_FULL_PRECISION
     torch = sys.modules["torch"]
-    if not _TORCH_FULL_PRECISION:
-        _TORCH_FULL_PRECISION = (torch.float32, torch.float64)
     if not (
         ENABLED
         and isinstance(targets, torch.Tensor)
@@ -211,7 +211,8 @@ def torch_cross_entropy(
         expected = shape[:-1] if ax == ndim - 1 else shape[:ax] + shape[ax + 1 :]
     if targets.shape != expected:
         return None
-    x = logits if logits.dtype in _TORCH_FULL_PRECISION else logits.float()
+    # half precision is computed in float32, as everywhere in arraylosses
+    x = logits if logits.dtype in (torch.float32, torch.float64) else logits.float()
     w = None
     if weight is not None:
         w = as_parameter_array(weight, "weight", array_namespace(logits), x)

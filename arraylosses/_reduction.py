@@ -73,7 +73,9 @@ def blockwise_sum(
     """
     flat = [xp.reshape(a, (-1,)) for a in arrays]
     n = int(flat[0].shape[0])
-    total = xp.sum(elementwise(*(f[:block] for f in flat)))
+    total = xp.sum(elementwise(*(f[: min(block, n)] for f in flat)))
     for start in range(block, n, block):
-        total = total + xp.sum(elementwise(*(f[start : start + block] for f in flat)))
+        # the standard leaves out-of-bounds slice stops unspecified: clip the last one
+        stop = min(start + block, n)
+        total = total + xp.sum(elementwise(*(f[start:stop] for f in flat)))
     return total

@@ -68,8 +68,9 @@ class ReducedElementwiseLoss(torch.autograd.Function):
         out = torch.empty(x.shape, dtype=x.dtype, device=x.device)
         flat_out, flat_x, flat_y = out.view(-1), x.reshape(-1), y.reshape(-1)
         block = ctx.block
-        for start in range(0, flat_x.shape[0], block):
-            stop = start + block
+        n = flat_x.shape[0]
+        for start in range(0, n, block):
+            stop = min(start + block, n)
             part = ctx.gradient(flat_x[start:stop], flat_y[start:stop])
             torch.mul(part, scale, out=flat_out[start:stop])
         return (out, None, None, None, None, None)

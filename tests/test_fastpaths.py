@@ -1,0 +1,639 @@
+"""Every fast path against the pure array-API path, on the same inputs.
+
+The pure path (each loss's formula on whole arrays, reduced with ``xp.sum``) is the
+definition of the numbers; ``arraylosses._fastpaths`` leaves it only for speed:
+
+- reduced sigmoid focal loss on NumPy / array-api-strict: blockwise evaluation;
+- reduced sigmoid focal loss on eager PyTorch: an autograd function (blockwise forward
+  on CPU, analytic backward, differentiable backward for double backward);
+- cross-entropy on eager CPU PyTorch: ``torch.nn.functional.cross_entropy`` after
+  the contract's validation.
+
+Each test calls the public function twice, once as is and once inside
+``_fastpaths.disabled()`` (the pure path), and compares values and gradients. Small
+block sizes make the blockwise loops run (with a ragged last block) on small arrays.
+Each test also checks that the fast path it claims to test was actually taken.
+"""
+
+from __future__ import annotations
+
+import tracemalloc
+from collections.abc import Callable
+from types import ModuleType
+from typing import Any
+
+import numpy as np
+import pytest
+from array_api_extra.testing import assert_close
+
+import arraylosses as al
+from arraylosses import _fastpaths
+
+FAST_BACKENDS = ("numpy", "array_api_strict", "torch")
+NO_FAST_PATH = "no fast path on this backend (compiled or lazy): nothing to compare"
+RTOL = {"float64": 1e-12, "float32": 2e-6}
+
+
+def fast_backends_only(fn: Any) -> Any:
+    for b in ("jax", "dask", "cupy"):
+        fn = pytest.mark.skip_xp_backend(b, reason=NO_FAST_PATH)(fn)
+    return fn
+
+
+def torch_only(fn: Any) -> Any:
+    for b in ("numpy", "array_api_strict", "jax", "dask", "cupy"):
+        fn = pytest.mark.skip_xp_backend(b, reason="a PyTorch fast path")(fn)
+    return fn
+
+
+@pytest.fixture
+def small_blocks(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Blocks of 64 elements from 128 on: blockwise loops run on test-sized arrays."""
+    monkeypatch.setattr(_fastpaths, "BLOCK", 64)
+    monkeypatch.setattr(_fastpaths, "MIN_BLOCKWISE", 128)
+
+
+@pytest.fixture
+def blockwise_calls(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Counts the host-array blockwise reductions the fast paths run."""
+    calls: list[int] = []
+    original = _fastpaths.blockwise_sum
+
+    def spy(*args: Any, **kwargs: Any) -> Any:
+        calls.append(1)
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(_fastpaths, "blockwise_sum", spy)
+    return calls
+
+
+def pure(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    with _fastpaths.disabled():
+        return fn(*args, **kwargs)
+
+
+def logits_np(rng: np.random.Generator, shape: tuple[int, ...]) -> np.ndarray:
+    """Spread logits with exact zeros (zero-initialised heads) and saturated ones."""
+    x = 4.0 * rng.standard_normal(shape)
+    flat = x.reshape(-1)
+    flat[:6] = [0.0, 0.0, 1e4, -1e4, 30.0, -30.0]
+    return x
+
+
+def sigmoid_targets(rng: np.random.Generator, shape: tuple[int, ...], kind: str) -> np.ndarray:
+    if kind == "soft":
+        return rng.uniform(size=shape)
+    hard = rng.uniform(size=shape) < 0.3
+    hard.reshape(-1)[:6] = [True, False, True, False, True, False]
+    return {"hard": hard.astype(np.float64), "bool": hard, "int": hard.astype(np.int64)}[kind]
+
+
+def to_xp(xp: ModuleType, device: Any, a: np.ndarray, dtype: str | None = None) -> Any:
+    name = dtype if dtype is not None else {"f": "float64", "b": "bool"}.get(a.dtype.kind, "int64")
+    kwargs = {} if device is None else {"device": device}
+    return xp.asarray(a, dtype=getattr(xp, name), **kwargs)
+
+
+def torch_grad(
+    fn: Callable[..., Any], x: Any, *args: Any, create_graph: bool = False, **kw: Any
+) -> tuple[Any, Any]:
+    """``fn(x, ...)`` and its gradient in ``x`` (per-element results are weighted
+    unevenly before summing, so every element's gradient is checked)."""
+    import torch
+
+    leaf = x.detach().clone().requires_grad_(True)
+    out = fn(leaf, *args, **kw)
+    scalar = out
+    if out.ndim:
+        weights = torch.linspace(0.5, 1.5, out.numel(), dtype=out.dtype, device=out.device)
+        scalar = (out * weights.reshape(out.shape)).sum()
+    (g,) = torch.autograd.grad(scalar, leaf, create_graph=create_graph)
+    return out, g
+
+
+# ------------------------------------------------------------ sigmoid focal loss
+
+FOCAL_OPTIONS = [
+    {},
+    {"gamma": 0.0},
+    {"gamma": 0.5, "alpha": None},
+    {"gamma": 1.0, "alpha": 0.9},
+    {"gamma": 2.5},
+    {"gamma": 5.0, "alpha": None},
+    {"gamma": 9.0},
+    {"label_smoothing": 0.1},
+    {"label_smoothing": 0.2, "smoothing": "others", "gamma": 0.25},
+]
+FOCAL_IDS = [",".join(f"{k}={v}" for k, v in o.items()) or "defaults" for o in FOCAL_OPTIONS]
+
+
+@fast_backends_only
+@pytest.mark.usefixtures("small_blocks")
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize("reduction", ["mean", "sum"])
+@pytest.mark.parametrize("options", FOCAL_OPTIONS, ids=FOCAL_IDS)
+def test_sigmoid_focal_values(xp, backend, device, blockwise_calls, dtype, reduction, options):
+    rng = np.random.default_rng(0)
+    x = to_xp(xp, device, logits_np(rng, (37, 11)), dtype)
+    y = to_xp(xp, device, sigmoid_targets(rng, (37, 11), "soft"), dtype)
+    got = al.sigmoid_focal_loss(x, y, reduction=reduction, **options)
+    want = pure(al.sigmoid_focal_loss, x, y, reduction=reduction, **options)
+    assert_close(got, want, rtol=RTOL[dtype], atol=0)
+    if backend == "torch":
+        assert type(got.grad_fn).__name__ != "NoneType" or not x.requires_grad
+    else:
+        assert blockwise_calls, "the blockwise path was not taken"
+
+
+@fast_backends_only
+@pytest.mark.usefixtures("small_blocks")
+@pytest.mark.parametrize("kind", ["hard", "bool", "int"])
+def test_sigmoid_focal_target_dtypes(xp, device, kind):
+    rng = np.random.default_rng(1)
+    x = to_xp(xp, device, logits_np(rng, (300,)))
+    y = to_xp(xp, device, sigmoid_targets(rng, (300,), kind))
+    assert_close(al.sigmoid_focal_loss(x, y), pure(al.sigmoid_focal_loss, x, y), rtol=1e-12, atol=0)
+
+
+@fast_backends_only
+@pytest.mark.usefixtures("small_blocks")
+def test_sigmoid_focal_nan_propagates(xp, device):
+    rng = np.random.default_rng(2)
+    a = logits_np(rng, (200,))
+    a[150] = np.nan
+    x = to_xp(xp, device, a)
+    y = to_xp(xp, device, sigmoid_targets(rng, (200,), "hard"))
+    assert bool(xp.isnan(al.sigmoid_focal_loss(x, y)))
+    assert bool(xp.isnan(al.sigmoid_focal_loss(x, y, reduction="sum", gamma=0.0)))
+
+
+@fast_backends_only
+def test_sigmoid_focal_not_blockwise_where_it_does_not_apply(xp, backend, device, blockwise_calls):
+    """Small inputs, "none", broadcast targets and array gamma stay on the pure path."""
+    rng = np.random.default_rng(3)
+    x = to_xp(xp, device, logits_np(rng, (8, 5)))
+    y = to_xp(xp, device, sigmoid_targets(rng, (8, 5), "hard"))
+    al.sigmoid_focal_loss(x, y)
+    al.sigmoid_focal_loss(x, y[:1, ...])
+    al.sigmoid_focal_loss(x, y, gamma=to_xp(xp, device, np.full((8, 1), 2.0)))
+    al.sigmoid_focal_loss(x, y, reduction="none")
+    assert not blockwise_calls
+
+
+@fast_backends_only
+def test_numpy_peak_memory_is_a_few_blocks(xp, backend):
+    """Reduced loss of a large host array: no full-size temporaries (the issue's <= 3x)."""
+    if backend != "numpy":
+        pytest.skip("tracemalloc sees NumPy's allocations only")
+    rng = np.random.default_rng(4)
+    n = 8 * _fastpaths.MIN_BLOCKWISE
+    x = xp.asarray(rng.standard_normal(n, dtype=np.float32))
+    y = xp.asarray((rng.uniform(size=n) < 0.01).astype(np.float32))
+    tracemalloc.start()
+    try:
+        al.sigmoid_focal_loss(x, y)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak <= x.nbytes, (peak, x.nbytes)
+
+
+# ------------------------------------------ sigmoid focal loss: PyTorch autograd
+
+
+def graph_nodes(out: Any) -> str:
+    """Names of the autograd nodes that produced ``out`` (the last few)."""
+    names, node = [], out.grad_fn
+    while node is not None and len(names) < 3:
+        names.append(type(node).__name__)
+        node = node.next_functions[0][0] if node.next_functions else None
+    return " <- ".join(names)
+
+
+def assert_torch_fast(out: Any) -> None:
+    nodes = graph_nodes(out)
+    assert "ReducedElementwiseLoss" in nodes, f"fast path not taken: {nodes}"
+
+
+def assert_torch_pure(out: Any) -> None:
+    nodes = graph_nodes(out)
+    assert "ReducedElementwiseLoss" not in nodes, f"pure path not taken: {nodes}"
+
+
+@torch_only
+@pytest.mark.parametrize("blocks", ["one block", "small blocks"])
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize("reduction", ["mean", "sum"])
+@pytest.mark.parametrize("options", FOCAL_OPTIONS, ids=FOCAL_IDS)
+def test_torch_sigmoid_focal_gradient(xp, device, request, blocks, dtype, reduction, options):
+    if blocks == "small blocks":
+        request.getfixturevalue("small_blocks")
+    rng = np.random.default_rng(5)
+    x = to_xp(xp, device, logits_np(rng, (37, 11)), dtype)
+    y = to_xp(xp, device, sigmoid_targets(rng, (37, 11), "soft"), dtype)
+    out, g = torch_grad(al.sigmoid_focal_loss, x, y, reduction=reduction, **options)
+    assert_torch_fast(out)
+    with _fastpaths.disabled():
+        out_pure, g_pure = torch_grad(al.sigmoid_focal_loss, x, y, reduction=reduction, **options)
+    assert_torch_pure(out_pure)
+    assert_close(out.detach(), out_pure.detach(), rtol=RTOL[dtype], atol=0)
+    if dtype == "float32":
+        # Where a soft target meets a saturated logit, autograd through the float32
+        # composition loses digits (1e-3 relative at x = -1e4) that the analytic
+        # gradient keeps: compare both with the pure path in float64 on the same inputs.
+        wide = xp.float64
+        with _fastpaths.disabled():
+            _, g_pure = torch_grad(
+                al.sigmoid_focal_loss,
+                xp.astype(x, wide),
+                xp.astype(y, wide),
+                reduction=reduction,
+                **options,
+            )
+        g = xp.astype(g, wide)
+    scale = float(g_pure.abs().max())
+    assert_close(g, g_pure, rtol=RTOL[dtype], atol=RTOL[dtype] * scale)
+    assert bool(xp.all(xp.isfinite(g)))
+
+
+@torch_only
+@pytest.mark.parametrize("gamma", [0.0, 0.5, 1.0, 2.0, 2.5])
+def test_torch_sigmoid_focal_gradient_at_zero_and_saturation(xp, device, gamma):
+    """Exact two-sided gradient at logits of exactly 0; finite at |x| = 1e4."""
+    x = to_xp(xp, device, np.array([0.0, 0.0, 1e4, -1e4, 1e4, -1e4]))
+    y = to_xp(xp, device, np.array([1.0, 0.0, 1.0, 0.0, 0.0, 1.0]))
+    out, g = torch_grad(al.sigmoid_focal_loss, x, y, gamma=gamma, alpha=None, reduction="sum")
+    assert_torch_fast(out)
+    _, g_pure = pure(
+        torch_grad, al.sigmoid_focal_loss, x, y, gamma=gamma, alpha=None, reduction="sum"
+    )
+    assert_close(g, g_pure, rtol=1e-15, atol=0)
+    # at x = 0: factor 0.5**gamma, dBCE/dx = 0.5 - y, d(1 - p_t)/dx = (1 - 2y) / 4
+    bce0 = np.log(2.0)
+    for i, t in enumerate([1.0, 0.0]):
+        want = 0.5**gamma * (0.5 - t) + gamma * 0.5 ** (gamma - 1) * (1 - 2 * t) * 0.25 * bce0
+        assert float(g[i]) == pytest.approx(want, rel=1e-14)
+
+
+@torch_only
+@pytest.mark.parametrize("dtype", ["float16", "bfloat16"])
+def test_torch_sigmoid_focal_half_precision(xp, device, dtype):
+    rng = np.random.default_rng(6)
+    x = to_xp(xp, device, logits_np(rng, (300,)), dtype)
+    x[2], x[3] = 6e4 if dtype == "float16" else 3e38, -6e4 if dtype == "float16" else -3e38
+    y = to_xp(xp, device, sigmoid_targets(rng, (300,), "hard"), dtype)
+    out, g = torch_grad(al.sigmoid_focal_loss, x, y)
+    assert_torch_fast(out)
+    out_pure, g_pure = pure(torch_grad, al.sigmoid_focal_loss, x, y)
+    assert out.dtype == x.dtype
+    assert g.dtype == x.dtype
+    assert float(out.detach()) == float(out_pure.detach())
+    # both are computed in float32: at most one rounding step apart in the half dtype
+    ulp = {"float16": 2.0**-10, "bfloat16": 2.0**-7}[dtype]
+    f32 = xp.float32
+    assert_close(xp.astype(g, f32), xp.astype(g_pure, f32), rtol=ulp, atol=ulp * 1e-3)
+
+
+@torch_only
+def test_torch_sigmoid_focal_double_backward(xp, device):
+    """create_graph=True: the analytic gradient is itself differentiated exactly."""
+    import torch
+
+    rng = np.random.default_rng(7)
+    a = logits_np(rng, (40,))
+    a[:2] = [0.5, -0.5]  # second derivatives at exactly 0: next test
+    a[6:] /= 4.0
+    x = to_xp(xp, device, a).requires_grad_(True)
+    y = to_xp(xp, device, sigmoid_targets(rng, (40,), "soft"))
+    for gamma in (0.0, 1.0, 2.0, 2.5):
+
+        def f(b: Any, gamma: float = gamma) -> Any:
+            return al.sigmoid_focal_loss(b, y, gamma=gamma)
+
+        assert_torch_fast(f(x))
+        assert torch.autograd.gradgradcheck(f, (x,))
+        v = torch.randn(40, dtype=x.dtype, device=x.device)
+        hvp = torch.autograd.functional.hvp(f, x.detach(), v)[1]
+        hvp_pure = pure(torch.autograd.functional.hvp, f, x.detach(), v)[1]
+        assert_close(hvp, hvp_pure, rtol=1e-10, atol=1e-12)
+
+
+@torch_only
+@pytest.mark.parametrize("gamma", [0.0, 1.0, 2.0])
+def test_torch_sigmoid_focal_second_derivative_at_zero(xp, device, gamma):
+    """At logits of exactly 0 the analytic gradient's derivative is the true one.
+
+    (Autograd through the pure path's ``|x|`` forms is exact to first order only: its
+    second derivative at exactly 0 drops the curvature of ``log1p(exp(-|x|))``.)
+    Checked against central differences of the gradient.
+    """
+    import torch
+
+    y = to_xp(xp, device, np.array([0.3, 1.0, 0.0]))
+    x0 = to_xp(xp, device, np.zeros(3))
+
+    def grad_at(a: Any, create_graph: bool = False) -> Any:
+        return torch_grad(
+            al.sigmoid_focal_loss, a, y, gamma=gamma, reduction="sum", create_graph=create_graph
+        )[1]
+
+    leaf = x0.clone().requires_grad_(True)
+    out = al.sigmoid_focal_loss(leaf, y, gamma=gamma, reduction="sum")
+    assert_torch_fast(out)
+    (g,) = torch.autograd.grad(out, leaf, create_graph=True)
+    (diag,) = torch.autograd.grad(g.sum(), leaf)  # the loss is separable: Hessian diagonal
+    h = 1e-5
+    central = (grad_at(x0 + h) - grad_at(x0 - h)) / (2 * h)
+    assert_close(diag, central, rtol=1e-7, atol=1e-9)
+
+
+@torch_only
+def test_torch_autograd_function_under_torch_func(xp, device):
+    """The autograd function itself works under torch.func (setup_context, vmap rule)."""
+    from functools import partial
+
+    import torch
+
+    from arraylosses._binary import sigmoid_focal_elementwise, sigmoid_focal_gradient
+    from arraylosses._torch_autograd import reduced_loss
+
+    rng = np.random.default_rng(8)
+    a = logits_np(rng, (4, 30))
+    a[0, :2] = [0.25, -0.25]  # the pure path's second derivative is not exact at 0
+    x = to_xp(xp, device, a)
+    y = to_xp(xp, device, sigmoid_targets(rng, (4, 30), "soft"))
+    loss = partial(sigmoid_focal_elementwise, alpha=0.25, gamma=2.0, xp=xp)
+    grad_fn = partial(sigmoid_focal_gradient, alpha=0.25, gamma=2.0, xp=xp)
+
+    def direct(a: Any, b: Any) -> Any:
+        return reduced_loss(loss, grad_fn, a, b, a.shape[-1], 8)
+
+    def reference(a: Any, b: Any) -> Any:
+        return pure(al.sigmoid_focal_loss, a, b)
+
+    vmap, grad = torch.func.vmap, torch.func.grad
+    assert_close(vmap(direct)(x, y), vmap(reference)(x, y), rtol=1e-12, atol=0)
+    assert_close(vmap(grad(direct))(x, y), vmap(grad(reference))(x, y), rtol=1e-12, atol=1e-15)
+    flat_x, flat_y = x.reshape(-1), y.reshape(-1)
+
+    def direct_flat(a: Any) -> Any:
+        return reduced_loss(loss, grad_fn, a, flat_y, a.shape[0], 8)
+
+    def reference_flat(a: Any) -> Any:
+        return pure(al.sigmoid_focal_loss, a, flat_y)
+
+    assert_close(grad(direct_flat)(flat_x), grad(reference_flat)(flat_x), rtol=1e-12, atol=1e-15)
+    # reverse over reverse (forward mode would need a jvp rule; the dispatcher sends
+    # forward-mode AD to the pure path)
+    jacrev = torch.func.jacrev
+    assert_close(
+        jacrev(jacrev(direct_flat))(flat_x),
+        jacrev(jacrev(reference_flat))(flat_x),
+        rtol=1e-10,
+        atol=1e-14,
+    )
+
+
+@torch_only
+def test_torch_targets_that_need_a_gradient_take_the_pure_path(xp, device):
+    rng = np.random.default_rng(9)
+    x = to_xp(xp, device, logits_np(rng, (50,))).requires_grad_(True)
+    y = to_xp(xp, device, sigmoid_targets(rng, (50,), "soft")).requires_grad_(True)
+    out = al.sigmoid_focal_loss(x, y)
+    assert_torch_pure(out)
+    out.backward()
+    assert y.grad is not None
+    assert bool(xp.all(xp.isfinite(y.grad)))
+
+
+@torch_only
+@pytest.mark.filterwarnings("ignore:`torch.jit.script` is deprecated:DeprecationWarning")
+def test_torch_forward_mode_ad_takes_the_pure_path(xp, device):
+    import torch.autograd.forward_ad as fwad
+
+    rng = np.random.default_rng(10)
+    x = to_xp(xp, device, logits_np(rng, (30,)))
+    y = to_xp(xp, device, sigmoid_targets(rng, (30,), "soft"))
+    v = to_xp(xp, device, rng.standard_normal(30))
+    with fwad.dual_level():
+        tangent = fwad.unpack_dual(al.sigmoid_focal_loss(fwad.make_dual(x, v), y)).tangent
+    _, g = torch_grad(al.sigmoid_focal_loss, x, y)
+    assert_close(tangent, xp.sum(g * v), rtol=1e-12, atol=0)
+
+
+@torch_only
+def test_torch_pure_path_is_reachable(xp, device):
+    x = to_xp(xp, device, np.zeros((3, 4))).requires_grad_(True)
+    y = to_xp(xp, device, np.ones((3, 4)))
+    assert_torch_fast(al.sigmoid_focal_loss(x, y))
+    assert_torch_pure(pure(al.sigmoid_focal_loss, x, y))
+    assert _fastpaths.ENABLED
+
+
+# ---------------------------------------------- cross-entropy: F.cross_entropy
+
+
+def ce_case(
+    rng: np.random.Generator, shape: tuple[int, ...], axis: int, targets: str
+) -> tuple[np.ndarray, np.ndarray]:
+    x = 3.0 * rng.standard_normal(shape)
+    x.reshape(-1)[:2] = [0.0, 0.0]
+    k = shape[axis]
+    if targets == "probabilities":
+        p = rng.uniform(size=shape)
+        return x, p / p.sum(axis=axis, keepdims=True)
+    label_shape = shape[: axis % len(shape)] + shape[axis % len(shape) + 1 :]
+    return x, rng.integers(0, k, size=label_shape)
+
+
+CE_OPTIONS = [
+    {},
+    {"label_smoothing": 0.1},
+    {"label_smoothing": 0.3, "smoothing": "others"},
+    {"label_smoothing": 1.0},
+    {"weight": "vector"},
+    {"weight": "list", "label_smoothing": 0.2},
+    {"weight": "vector", "label_smoothing": 0.05, "smoothing": "others"},
+    {"ignore_index": 1},
+    {"ignore_index": -1, "weight": "vector", "label_smoothing": 0.1},
+    {"ignore_index": -100},
+]
+CE_IDS = [",".join(f"{k}={v}" for k, v in o.items()) or "defaults" for o in CE_OPTIONS]
+CE_LAYOUTS = {
+    "2d": ((33, 7), -1),
+    "nchw": ((4, 5, 3, 2), 1),
+    "axis0": ((5, 6, 4), 0),
+    "1d": ((9,), 0),
+}
+
+
+def ce_options(xp: ModuleType, device: Any, options: dict[str, Any], k: int) -> dict[str, Any]:
+    out = dict(options)
+    if options.get("weight") == "vector":
+        out["weight"] = to_xp(xp, device, np.linspace(0.2, 2.0, k))
+    elif options.get("weight") == "list":
+        out["weight"] = list(np.linspace(2.0, 0.5, k))
+    return out
+
+
+@torch_only
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+@pytest.mark.parametrize("layout", list(CE_LAYOUTS))
+@pytest.mark.parametrize("options", CE_OPTIONS, ids=CE_IDS)
+def test_torch_cross_entropy_labels(xp, device, reduction, layout, options):
+    if device.type != "cpu":
+        pytest.skip("F.cross_entropy is the fast path of eager CPU tensors only")
+    shape, axis = CE_LAYOUTS[layout]
+    rng = np.random.default_rng(10)
+    x_np, t_np = ce_case(rng, shape, axis, "labels")
+    if "ignore_index" in options:
+        t_np.reshape(-1)[::3] = options["ignore_index"]
+    x, t = to_xp(xp, device, x_np), to_xp(xp, device, t_np)
+    opts = ce_options(xp, device, options, shape[axis])
+    kwargs = dict(axis=axis, reduction=reduction, **opts)
+    fast = _fastpaths.torch_cross_entropy(
+        x,
+        t,
+        axis,
+        opts.get("weight"),
+        opts.get("ignore_index"),
+        opts.get("label_smoothing", 0.0),
+        opts.get("smoothing", "uniform"),
+        True,
+        reduction,
+    )
+    assert fast is not None, "F.cross_entropy path not taken"
+    out, g = torch_grad(al.cross_entropy, x, t, **kwargs)
+    out_pure, g_pure = pure(torch_grad, al.cross_entropy, x, t, **kwargs)
+    assert_close(fast.detach(), out_pure.detach(), rtol=1e-12, atol=1e-14)
+    assert_close(out.detach(), out_pure.detach(), rtol=1e-12, atol=1e-14)
+    assert_close(g, g_pure, rtol=1e-10, atol=1e-14)
+
+
+@torch_only
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+@pytest.mark.parametrize("layout", ["2d", "nchw", "axis0"])
+@pytest.mark.parametrize(
+    "options",
+    [o for o in CE_OPTIONS if "ignore_index" not in o],
+    ids=[i for i, o in zip(CE_IDS, CE_OPTIONS) if "ignore_index" not in o],
+)
+def test_torch_cross_entropy_probabilities(xp, device, reduction, layout, options):
+    if device.type != "cpu":
+        pytest.skip("F.cross_entropy is the fast path of eager CPU tensors only")
+    shape, axis = CE_LAYOUTS[layout]
+    rng = np.random.default_rng(11)
+    x_np, q_np = ce_case(rng, shape, axis, "probabilities")
+    x, q = to_xp(xp, device, x_np), to_xp(xp, device, q_np)
+    opts = ce_options(xp, device, options, shape[axis])
+    kwargs = dict(axis=axis, reduction=reduction, **opts)
+    assert (
+        _fastpaths.torch_cross_entropy(
+            x,
+            q,
+            axis,
+            opts.get("weight"),
+            None,
+            opts.get("label_smoothing", 0.0),
+            opts.get("smoothing", "uniform"),
+            True,
+            reduction,
+        )
+        is not None
+    )
+    out, g = torch_grad(al.cross_entropy, x, q, **kwargs)
+    out_pure, g_pure = pure(torch_grad, al.cross_entropy, x, q, **kwargs)
+    assert_close(out.detach(), out_pure.detach(), rtol=1e-12, atol=1e-14)
+    assert_close(g, g_pure, rtol=1e-10, atol=1e-14)
+
+
+@torch_only
+@pytest.mark.parametrize("label_dtype", ["int64", "int32", "int16", "uint8"])
+@pytest.mark.parametrize("dtype", ["float32", "float16", "bfloat16"])
+@pytest.mark.parametrize("n", [5, 200])
+def test_torch_cross_entropy_dtypes(xp, device, label_dtype, dtype, n):
+    if device.type != "cpu":
+        pytest.skip("F.cross_entropy is the fast path of eager CPU tensors only")
+    rng = np.random.default_rng(12)
+    x_np, t_np = ce_case(rng, (n, 6), -1, "labels")
+    x, t = to_xp(xp, device, x_np, dtype), to_xp(xp, device, t_np, label_dtype)
+    out, g = torch_grad(al.cross_entropy, x, t, label_smoothing=0.1)
+    out_pure, g_pure = pure(torch_grad, al.cross_entropy, x, t, label_smoothing=0.1)
+    assert out.dtype == x.dtype
+    assert g.dtype == x.dtype
+    assert float(out.detach()) == pytest.approx(float(out_pure.detach()), rel=1e-6)
+    assert_close(xp.astype(g, xp.float32), xp.astype(g_pure, xp.float32), rtol=1e-2, atol=1e-3)
+
+
+@torch_only
+def test_torch_cross_entropy_edge_cases(xp, device):
+    if device.type != "cpu":
+        pytest.skip("F.cross_entropy is the fast path of eager CPU tensors only")
+    x = to_xp(xp, device, np.random.default_rng(13).standard_normal((6, 4)))
+    every_ignored = to_xp(xp, device, np.full(6, 2))
+    for smoothing in (0.0, 0.1):
+        for reduction in ("mean", "sum", "none"):
+            kw = {"ignore_index": 2, "label_smoothing": smoothing, "reduction": reduction}
+            got, want = (
+                al.cross_entropy(x, every_ignored, **kw),
+                pure(al.cross_entropy, x, every_ignored, **kw),
+            )
+            assert_close(got, want, rtol=1e-12, atol=0)
+    empty_x = to_xp(xp, device, np.zeros((0, 4)))
+    empty_t = to_xp(xp, device, np.zeros(0, dtype=np.int64))
+    for reduction in ("mean", "sum", "none"):
+        got, want = (
+            al.cross_entropy(empty_x, empty_t, reduction=reduction),
+            pure(al.cross_entropy, empty_x, empty_t, reduction=reduction),
+        )
+        assert got.shape == want.shape
+        assert got.dtype == want.dtype
+        assert bool(xp.all((got == want) | (xp.isnan(got) & xp.isnan(want))))
+    nan_x = x.clone()
+    nan_x[1, 2] = float("nan")
+    t = to_xp(xp, device, np.array([0, 1, 2, 3, 0, 1]))
+    assert bool(xp.isnan(al.cross_entropy(nan_x, t)))
+    # "others" beyond PyTorch's smoothing range: the pure path answers
+    assert _fastpaths.torch_cross_entropy(x, t, -1, None, None, 0.9, "others", True, "mean") is None
+    assert_close(
+        al.cross_entropy(x, t, label_smoothing=0.9, smoothing="others"),
+        pure(al.cross_entropy, x, t, label_smoothing=0.9, smoothing="others"),
+        rtol=1e-12,
+        atol=0,
+    )
+
+
+@torch_only
+@pytest.mark.parametrize(
+    ("labels", "ignore_index"),
+    [([0, 4, 1], None), ([0, -1, 1], None), ([0, -100, 1], None), ([0, 7, -1], -1), ([0, 7, 1], 2)],
+)
+@pytest.mark.parametrize("n", [3, 100])
+def test_torch_cross_entropy_out_of_range_labels_raise_like_pure(
+    xp, device, labels, ignore_index, n
+):
+    if device.type != "cpu":
+        pytest.skip("out-of-range labels raise on host arrays only")
+    x = to_xp(xp, device, np.zeros((n, 4)))
+    t = to_xp(xp, device, np.resize(np.array(labels), n))
+    with pytest.raises(ValueError, match="class indices outside") as fast_error:
+        al.cross_entropy(x, t, ignore_index=ignore_index)
+    with pytest.raises(ValueError, match="class indices outside") as pure_error:
+        pure(al.cross_entropy, x, t, ignore_index=ignore_index)
+    assert str(fast_error.value) == str(pure_error.value)
+
+
+@torch_only
+def test_torch_cross_entropy_pure_path_is_reachable(xp, device):
+    x = to_xp(xp, device, np.zeros((3, 4)))
+    t = to_xp(xp, device, np.array([0, 1, 2]))
+    if device.type == "cpu":
+        assert (
+            _fastpaths.torch_cross_entropy(x, t, -1, None, None, 0.0, "uniform", True, "mean")
+            is not None
+        )
+    with _fastpaths.disabled():
+        assert (
+            _fastpaths.torch_cross_entropy(x, t, -1, None, None, 0.0, "uniform", True, "mean")
+            is None
+        )
