@@ -225,6 +225,13 @@ def sigmoid_focal_gradient(
     return grad
 
 
+def _torch_sigmoid_focal_blocks(alpha: float | None, gamma: float) -> Any:
+    """The PyTorch block kernel of the sigmoid focal loss (imports torch code lazily)."""
+    from ._torch_autograd import SigmoidFocalBlocks
+
+    return SigmoidFocalBlocks(alpha, gamma)
+
+
 def sigmoid_focal_loss(
     logits: Array,
     targets: Array,
@@ -305,7 +312,7 @@ def sigmoid_focal_loss(
     if inputs.from_logits and inputs.reduction != "none" and isinstance(g, float):
         reduced = _fastpaths.reduced_elementwise(
             partial(sigmoid_focal_elementwise, alpha=a, gamma=g, xp=xp),
-            partial(sigmoid_focal_gradient, alpha=a, gamma=g, xp=xp),
+            partial(_torch_sigmoid_focal_blocks, a, g),
             x,
             y,
             inputs.reduction,

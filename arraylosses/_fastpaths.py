@@ -70,11 +70,11 @@ def disabled() -> Iterator[None]:
 
 
 def is_torch_eager(*arrays: Array) -> bool:
-    """True for PyTorch tensors used eagerly: not traced by ``torch.compile``, not
-    wrapped by a ``torch.func`` transform (whose tensors refuse in-place writes and
-    value reads)."""
+    """True for PyTorch tensors used eagerly: not traced by ``torch.compile``, no
+    ``torch.func`` transform active and no tensor wrapped by one (wrapped tensors
+    refuse in-place writes and value reads)."""
     torch = sys.modules["torch"]
-    if torch.compiler.is_compiling():
+    if torch.compiler.is_compiling() or torch._C._are_functorch_transforms_active():
         return False
     return not any(map(torch._C._functorch.is_functorch_wrapped_tensor, arrays))
 
@@ -88,7 +88,7 @@ def in_torch_forward_ad() -> bool:
 
 def reduced_elementwise(
     loss: Callable[[Array, Array], Array],
-    gradient: Callable[[Array, Array], Array],
+    torch_kernel: Callable[[], Any],
     x: Array,
     y: Array,
     reduction: str,
@@ -96,9 +96,10 @@ def reduced_elementwise(
 ) -> Array | None:
     """``sum`` or ``mean`` of ``loss(x, y)`` by a fast path, or None if none applies.
 
-    ``gradient(x, y)`` is ``d loss / d x`` elementwise (used by the PyTorch autograd
-    function). ``x`` and ``y`` must have one shape and ``y`` must not need a gradient;
-    otherwise the caller's pure path runs.
+    ``loss`` is the elementwise formula (evaluated blockwise on host arrays);
+    ``torch_kernel()`` makes the PyTorch block kernel (see ``_torch_autograd``) that
+    eager PyTorch runs instead. ``x`` and ``y`` must have one shape and ``y`` must not
+    need a gradient; otherwise the caller's pure path runs.
     """
     if not ENABLED or tuple(y.shape) != tuple(x.shape):
         return None
@@ -112,8 +113,9 @@ def reduced_elementwise(
             return None
         from ._torch_autograd import reduced_loss
 
-        block = BLOCK if x.device.type == "cpu" and n >= MIN_BLOCKWISE else n
-        return reduced_loss(loss, gradient, x, y, n if reduction == "mean" else 1, block)
+        # Blocks pay on CPU (cache, heap); elsewhere one block is one kernel launch each.
+        block = BLOCK if x.device.type == "cpu" else n
+        return reduced_loss(torch_kernel(), x, y, n if reduction == "mean" else 1, block)
     if n < MIN_BLOCKWISE or not (is_numpy_namespace(xp) or is_array_api_strict_namespace(xp)):
         return None
     total = blockwise_sum(loss, (x, y), xp, BLOCK)

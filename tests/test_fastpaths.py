@@ -348,50 +348,74 @@ def test_torch_sigmoid_focal_second_derivative_at_zero(xp, device, gamma):
 
 
 @torch_only
-def test_torch_autograd_function_under_torch_func(xp, device):
-    """The autograd function itself works under torch.func (setup_context, vmap rule)."""
-    from functools import partial
-
+def test_torch_transforms_take_the_pure_path(xp, device):
+    """Under torch.func the dispatcher runs the pure path (the autograd function is
+    classic-style, for speed), also for a loss of tensors no transform wraps."""
     import torch
 
-    from arraylosses._binary import sigmoid_focal_elementwise, sigmoid_focal_gradient
-    from arraylosses._torch_autograd import reduced_loss
-
     rng = np.random.default_rng(8)
-    a = logits_np(rng, (4, 30))
-    a[0, :2] = [0.25, -0.25]  # the pure path's second derivative is not exact at 0
-    x = to_xp(xp, device, a)
+    x = to_xp(xp, device, logits_np(rng, (4, 30)))
     y = to_xp(xp, device, sigmoid_targets(rng, (4, 30), "soft"))
-    loss = partial(sigmoid_focal_elementwise, alpha=0.25, gamma=2.0, xp=xp)
-    grad_fn = partial(sigmoid_focal_gradient, alpha=0.25, gamma=2.0, xp=xp)
 
-    def direct(a: Any, b: Any) -> Any:
-        return reduced_loss(loss, grad_fn, a, b, a.shape[-1], 8)
+    def fast(a: Any, b: Any) -> Any:
+        return al.sigmoid_focal_loss(a, b)
 
     def reference(a: Any, b: Any) -> Any:
         return pure(al.sigmoid_focal_loss, a, b)
 
     vmap, grad = torch.func.vmap, torch.func.grad
-    assert_close(vmap(direct)(x, y), vmap(reference)(x, y), rtol=1e-12, atol=0)
-    assert_close(vmap(grad(direct))(x, y), vmap(grad(reference))(x, y), rtol=1e-12, atol=1e-15)
-    flat_x, flat_y = x.reshape(-1), y.reshape(-1)
+    assert_close(vmap(fast)(x, y), vmap(reference)(x, y), rtol=1e-12, atol=0)
+    assert_close(vmap(grad(fast))(x, y), vmap(grad(reference))(x, y), rtol=1e-12, atol=0)
+    constant = al.sigmoid_focal_loss(x, y)
+    assert_close(vmap(lambda a: fast(x, y) + 0 * a.sum())(x), xp.stack([constant] * 4))
 
-    def direct_flat(a: Any) -> Any:
-        return reduced_loss(loss, grad_fn, a, flat_y, a.shape[0], 8)
 
-    def reference_flat(a: Any) -> Any:
-        return pure(al.sigmoid_focal_loss, a, flat_y)
+@torch_only
+@pytest.mark.parametrize("gamma", [0.0, 0.5, 1.0, 2.0, 3.0])
+@pytest.mark.parametrize("alpha", [None, 0.25])
+def test_torch_block_kernel_against_the_formula(xp, device, gamma, alpha):
+    """The fused PyTorch kernel of one block against the array-API formula and
+    gradient, with a float scale and with a tensor scale (the backward pass's)."""
+    import torch
 
-    assert_close(grad(direct_flat)(flat_x), grad(reference_flat)(flat_x), rtol=1e-12, atol=1e-15)
-    # reverse over reverse (forward mode would need a jvp rule; the dispatcher sends
-    # forward-mode AD to the pure path)
-    jacrev = torch.func.jacrev
-    assert_close(
-        jacrev(jacrev(direct_flat))(flat_x),
-        jacrev(jacrev(reference_flat))(flat_x),
-        rtol=1e-10,
-        atol=1e-14,
-    )
+    from arraylosses._binary import sigmoid_focal_elementwise, sigmoid_focal_gradient
+    from arraylosses._torch_autograd import SigmoidFocalBlocks
+
+    rng = np.random.default_rng(11)
+    x = to_xp(xp, device, logits_np(rng, (500,)))
+    y = to_xp(xp, device, sigmoid_targets(rng, (500,), "soft"))
+    kernel = SigmoidFocalBlocks(alpha, gamma)
+    loss = sigmoid_focal_elementwise(x, y, alpha, gamma, xp)
+    grad = sigmoid_focal_gradient(x, y, alpha, gamma, xp)
+    for scale in (1.0, 0.125, torch.tensor(0.375, dtype=x.dtype, device=x.device)):
+        out = xp.empty_like(x)
+        total = kernel.loss_sum_and_gradient(x, y, scale, out)
+        assert_close(total, xp.sum(loss) * scale, rtol=1e-12, atol=0)
+        assert_close(kernel.loss_sum(x, y, scale), xp.sum(loss) * scale, rtol=1e-12, atol=0)
+        assert_close(out, grad * scale, rtol=1e-12, atol=1e-300)
+    assert_close(kernel.gradient(x, y), grad, rtol=0, atol=0)
+
+
+@torch_only
+def test_torch_backward_twice_with_retain_graph(xp, device):
+    """The first backward hands over the precomputed buffer; the second recomputes."""
+    import torch
+
+    rng = np.random.default_rng(12)
+    x = to_xp(xp, device, logits_np(rng, (300,))).requires_grad_(True)
+    y = to_xp(xp, device, sigmoid_targets(rng, (300,), "hard"))
+    out = al.sigmoid_focal_loss(x, y, reduction="sum")
+    assert_torch_fast(out)
+    (first,) = torch.autograd.grad(out, x, retain_graph=True)
+    (second,) = torch.autograd.grad(3.0 * out, x)
+    _, want = pure(torch_grad, al.sigmoid_focal_loss, x, y, reduction="sum")
+    assert_close(first, want, rtol=1e-12, atol=1e-15)
+    assert_close(second, 3.0 * want, rtol=1e-12, atol=1e-15)
+    out2 = al.sigmoid_focal_loss(x, y)
+    out2.backward()
+    out3 = al.sigmoid_focal_loss(x, y)
+    out3.backward()  # accumulates into x.grad: the handed-over buffer is not reused
+    assert_close(x.grad, 2.0 * want / 300, rtol=1e-12, atol=1e-15)
 
 
 @torch_only

@@ -1,0 +1,20 @@
+"""Benchmarks of arraylosses against its peers, on CPU, in one process.
+
+``python -m benchmarks`` (or ``nox -s bench``) times arraylosses and each peer on the
+same inputs, interleaved (ours, peer, ours, peer, ...) so that load on a shared machine
+hits both sides alike, and keeps the minimum over at least five repeats after a
+warm-up. It prints a table of times and ratios (arraylosses / peer) and writes it to
+``benchmarks/results/``: ``cpu.md`` (the table), ``cpu.png`` (the ratios against their
+targets), ``scaling.png`` (time against batch size) and ``README-section.md``.
+
+Cases (one module each):
+
+- ``sigmoid_focal``: RetinaNet-scale sigmoid focal loss against torchvision's
+  computation (PyTorch), its NumPy transcription, and optax (JAX);
+- ``cross_entropy``: label-smoothed cross-entropy against ``F.cross_entropy`` and optax,
+  and the call overhead on a tiny batch;
+- ``softmax_focal``: softmax focal loss against the formula composed directly in each
+  library;
+- ``memory``: peak extra memory of the NumPy sigmoid focal loss (tracemalloc);
+- ``scaling``: time against batch size over four decades.
+"""

@@ -1,0 +1,206 @@
+"""The results table (terminal and markdown), the charts and the README section."""
+
+from __future__ import annotations
+
+import os
+import platform
+import sys
+from importlib import metadata
+from pathlib import Path
+
+from ._harness import Row, fmt_time
+from .scaling import Series
+
+HEADER = ("Case", "Backend", "Measure", "Peer", "arraylosses", "Peer time", "Ratio", "Target")
+
+
+def _version(dist: str) -> str:
+    try:
+        return metadata.version(dist)
+    except metadata.PackageNotFoundError:
+        return "not installed"
+
+
+def machine() -> dict[str, str]:
+    cpu = platform.processor() or "unknown CPU"
+    try:
+        with open("/proc/cpuinfo") as f:
+            names = [line.split(":", 1)[1].strip() for line in f if line.startswith("model name")]
+        cpu = names[0] if names else cpu
+    except OSError:
+        pass
+    memory = ""
+    try:
+        with open("/proc/meminfo") as f:
+            kib = int(f.readline().split()[1])
+        memory = f", {kib / 2**20:.0f} GiB RAM"
+    except (OSError, ValueError, IndexError):
+        pass
+    threads = ""
+    if "torch" in sys.modules:
+        threads = f", torch {sys.modules['torch'].get_num_threads()} threads"
+    libs = ", ".join(
+        f"{name} {_version(name)}" for name in ("numpy", "torch", "jax", "optax", "arraylosses")
+    )
+    return {
+        "cpu": f"{cpu}, {os.cpu_count()} cores{memory}{threads}, no GPU",
+        "software": f"{platform.system()} {platform.release()}, Python {platform.python_version()}; {libs}",
+    }
+
+
+def cells(row: Row) -> tuple[str, ...]:
+    return (
+        row.case,
+        row.backend,
+        row.measure,
+        row.peer,
+        row.show(row.ours),
+        row.show(row.theirs),
+        f"{row.ratio:.2f}×",
+        f"{row.target_text} {row.verdict}".strip(),
+    )
+
+
+def terminal_table(rows: list[Row]) -> str:
+    table = [HEADER, *(cells(r) for r in rows)]
+    widths = [max(len(line[i]) for line in table) for i in range(len(HEADER))]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(line, widths, strict=True)) for line in table]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def markdown_table(rows: list[Row]) -> str:
+    lines = ["| " + " | ".join(HEADER) + " |", "|" + "---|" * len(HEADER)]
+    lines += ["| " + " | ".join(cells(r)) + " |" for r in rows]
+    return "\n".join(lines)
+
+
+def scaling_table(series: list[Series]) -> str:
+    if not series:
+        return ""
+    sizes = series[0].sizes
+    head = (
+        "| N (× 80) | " + " | ".join(f"{s.backend} ours | {s.backend} peer" for s in series) + " |"
+    )
+    lines = [head, "|" + "---|" * (1 + 2 * len(series))]
+    for i, n in enumerate(sizes):
+        row = " | ".join(f"{fmt_time(s.ours[i])} | {fmt_time(s.theirs[i])}" for s in series)
+        lines.append(f"| {n:,} | {row} |")
+    slopes = " | ".join(f"{s.slope('ours'):.2f} | {s.slope('theirs'):.2f}" for s in series)
+    lines.append(f"| slope, top two decades | {slopes} |")
+    return "\n".join(lines)
+
+
+def ratio_chart(rows: list[Row], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    labels = [f"{r.case}\n{r.backend}, {r.measure} vs {r.peer}" for r in rows]
+    values = [r.ratio for r in rows]
+    colors = ["#999999" if r.met is None else ("#2a9d3a" if r.met else "#c0392b") for r in rows]
+    fig, ax = plt.subplots(figsize=(10, 0.55 * len(rows) + 1.5))
+    ys = range(len(rows))[::-1]
+    ax.barh(list(ys), values, color=colors)
+    for y, r in zip(ys, rows, strict=True):
+        ax.text(r.ratio * 1.03, y, f"{r.ratio:.2f}×", va="center", fontsize=8)
+        if r.target is not None and r.target_on == "ratio":
+            ax.plot([r.target, r.target], [y - 0.4, y + 0.4], color="black", linewidth=2)
+    ax.axvline(1.0, color="black", linestyle=":", linewidth=1)
+    ax.set_xscale("log")
+    ax.set_yticks(list(ys))
+    ax.set_yticklabels(labels, fontsize=7)
+    ax.set_xlabel("arraylosses / peer (time; memory for case e) — lower is better; | = target")
+    ax.set_title("arraylosses against its peers on CPU (green: target met, grey: no target)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def scaling_chart(series: list[Series], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7.5, 5))
+    colors = {"numpy": "#1f77b4", "torch": "#d62728", "jax.jit": "#2ca02c"}
+    for s in series:
+        c = colors.get(s.backend, "black")
+        ax.loglog(s.sizes, s.ours, "o-", color=c, label=f"arraylosses, {s.backend}")
+        ax.loglog(s.sizes, s.theirs, "s--", color=c, alpha=0.6, label=f"{s.peer}, {s.backend}")
+    if series:
+        n0, t0 = series[0].sizes[-1], max(s.ours[-1] for s in series)
+        ref = [t0 * n / n0 for n in series[0].sizes]
+        ax.loglog(series[0].sizes, ref, color="black", linewidth=0.8, label="∝ N (linear)")
+    ax.set_xlabel("N (rows of 80 logits)")
+    ax.set_ylabel("seconds per call (forward, mean)")
+    ax.set_title("Sigmoid focal loss: time against batch size")
+    ax.legend(fontsize=7)
+    ax.grid(True, which="both", alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def write(
+    rows: list[Row],
+    series: list[Series],
+    out: Path,
+    info: dict[str, str],
+    method: str,
+    command: str,
+) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    table = markdown_table(rows)
+    scaling = scaling_table(series)
+    met = [r for r in rows if r.met is not None]
+    summary = f"{sum(bool(r.met) for r in met)} of {len(met)} targets met."
+    body = [
+        "# arraylosses against its peers on CPU",
+        "",
+        f"Machine: {info['cpu']}.  ",
+        f"Software: {info['software']}.  ",
+        f"Command: `{command}`.  ",
+        f"Method: {method}",
+        "",
+        table,
+        "",
+        summary,
+        "",
+        "![ratios](cpu.png)",
+    ]
+    if scaling:
+        body += [
+            "",
+            "## Scaling: sigmoid focal loss, forward, N × 80 logits",
+            "",
+            scaling,
+            "",
+            "![scaling](scaling.png)",
+        ]
+    (out / "cpu.md").write_text("\n".join(body) + "\n")
+    ratio_chart(rows, out / "cpu.png")
+    if series:
+        scaling_chart(series, out / "scaling.png")
+    section = [
+        "## Performance",
+        "",
+        "arraylosses is measured against the implementation each library's users would",
+        "otherwise reach for, on the same inputs in one process, interleaved, minimum of",
+        "repeated runs after warm-up. Ratios are arraylosses / peer: below 1 is faster.",
+        "",
+        f"Machine: {info['cpu']}; {info['software']}.",
+        f"Run it with `nox -s bench` (or `{command}`); it rewrites `benchmarks/results/`.",
+        "",
+        table,
+        "",
+        "![arraylosses / peer ratios](benchmarks/results/cpu.png)",
+        "",
+        "Time grows linearly with the batch (sigmoid focal loss, N × 80 logits, four",
+        "decades): see `benchmarks/results/scaling.png` and `benchmarks/results/cpu.md`.",
+        "",
+        "![time against batch size](benchmarks/results/scaling.png)",
+    ]
+    (out / "README-section.md").write_text("\n".join(section) + "\n")
