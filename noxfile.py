@@ -100,3 +100,59 @@ def typecheck(session: nox.Session) -> None:
     """mypy, strict on the package."""
     session.install("mypy>=1.10", "-e", ".")
     session.run("mypy")
+
+
+DOCS_DEPS = ["sphinx>=7", "numpydoc>=1.6", "myst-parser>=2"]
+
+
+@nox.session
+def docs(session: nox.Session) -> None:
+    """Build the HTML documentation with Sphinx, every warning an error."""
+    session.install("-e", ".", *DOCS_DEPS)
+    session.run("sphinx-build", "-W", "--keep-going", "-b", "html", "docs", "docs/_build/html")
+
+
+@nox.session
+def doctest(session: nox.Session) -> None:
+    """Run the docstring examples and the ``>>>`` examples of the docs pages."""
+    session.install("-e", ".", *TEST_DEPS, TORCH, "jax", "dask[array]")
+    session.run(
+        "pytest", "-p", "no:cacheprovider", "--doctest-modules", "--doctest-glob=*.md",
+        "arraylosses", "docs", *session.posargs,
+    )  # fmt: skip
+
+
+@nox.session
+def vendoring(session: nox.Session) -> None:
+    """Vendor arraylosses (with array-api-compat and -extra) into a throwaway package
+    and test the copy where none of the three is installed."""
+    import tomllib
+
+    root = Path(__file__).resolve().parent
+    target = root / "tmp"
+    package = target / "vendored_pkg"
+    # The test dependencies only: arraylosses, array-api-compat and array-api-extra
+    # must not be importable from this environment.
+    session.install("pytest>=8", "numpy>=1.26", "array-api-strict>=2.3")
+    session.run("pip", "uninstall", "-y", "arraylosses", "array-api-compat", "array-api-extra")
+    # Fetch the two dependencies as plain source trees, outside the environment.
+    requirements = tomllib.loads((root / "pyproject.toml").read_text())["project"]["dependencies"]
+    sources = Path(session.create_tmp()) / "vendor-src"
+    shutil.rmtree(sources, ignore_errors=True)
+    session.run("pip", "install", "--no-deps", "--target", str(sources), *requirements)
+    shutil.rmtree(package, ignore_errors=True)
+    package.mkdir(parents=True)
+    (package / "__init__.py").write_text('"""A throwaway package vendoring arraylosses."""\n')
+    skip = shutil.ignore_patterns("__pycache__", "*.pyc", "tests")
+    shutil.copytree(root / "arraylosses", package / "_losses", ignore=skip)
+    shutil.copytree(sources / "array_api_compat", package / "_array_api_compat_vendor", ignore=skip)
+    shutil.copytree(sources / "array_api_extra", package / "_array_api_extra_vendor", ignore=skip)
+    session.log(f"vendored into {package}")
+    env = {"ARRAYLOSSES_MODULE": "vendored_pkg._losses", "PYTHONPATH": str(target)}
+    # From inside tmp/, so the repository root (holding arraylosses/) is not on sys.path;
+    # --noconftest because the shared conftest imports array-api-extra.
+    session.chdir(target)
+    session.run(
+        "pytest", "-p", "no:cacheprovider", "--noconftest", "-v",
+        str(root / "tests" / "test_vendored.py"), *session.posargs, env=env,
+    )  # fmt: skip
