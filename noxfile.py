@@ -123,6 +123,15 @@ def doctest(session: nox.Session) -> None:
 
 
 @nox.session
+def examples(session: nox.Session) -> None:
+    """Run every example, reduced (ARRAYLOSSES_EXAMPLES_QUICK=1), and check its figure."""
+    session.install(
+        "-e", ".[examples]", *TEST_DEPS, TORCH, "jax", "dask[array]", "matplotlib", "tqdm"
+    )  # fmt: skip
+    session.run("pytest", "-p", "no:cacheprovider", "tests/test_examples.py", *session.posargs)
+
+
+@nox.session
 def vendoring(session: nox.Session) -> None:
     """Vendor arraylosses (with array-api-compat and -extra) into a throwaway package
     and test the copy where none of the three is installed."""
