@@ -6,7 +6,7 @@ import arraylosses
 
 project = "arraylosses"
 author = "The arraylosses developers"
-copyright = "the arraylosses developers"  # noqa: A001 - Sphinx's name
+copyright = "the arraylosses developers"
 version = release = arraylosses.__version__
 
 extensions = [
