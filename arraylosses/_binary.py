@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from ._primitives import clamped_log, log_sigmoid_pair, modulating_factor
-from ._reduction import reduce_loss
+from ._reduction import as_result, reduce_loss
 from ._smoothing import smoothing_coefficients
 from ._validation import (
     as_parameter_array,
@@ -13,6 +13,7 @@ from ._validation import (
     check_gamma,
     check_logits,
     check_options,
+    check_probabilities,
     check_unit_interval,
     compute_dtype,
     namespace_of,
@@ -48,8 +49,9 @@ class _BinaryInputs:
         check_broadcasts_to(tuple(targets.shape), tuple(logits.shape), "targets")
         self.xp = xp
         self.out_dtype = logits.dtype
-        dtype = compute_dtype(xp, logits.dtype)
-        self.x = logits if dtype == logits.dtype else xp.astype(logits, dtype)
+        dtype = compute_dtype(xp, logits.dtype, logits)
+        x = logits if dtype == logits.dtype else xp.astype(logits, dtype)
+        self.x = x if from_logits else check_probabilities(x, xp)
         y = xp.astype(targets, dtype)
         a, b = smoothing_coefficients(eps, 2, str(smoothing))
         self.y = y if b == 0.0 else a * y + b
@@ -68,9 +70,7 @@ class _BinaryInputs:
         return arr
 
     def finish(self, loss: Array) -> Array:
-        xp = self.xp
-        out = reduce_loss(loss, self.reduction, xp)
-        return out if out.dtype == self.out_dtype else xp.astype(out, self.out_dtype)
+        return as_result(reduce_loss(loss, self.reduction, self.xp), self.out_dtype, self.xp)
 
 
 def binary_cross_entropy(

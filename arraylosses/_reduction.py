@@ -5,6 +5,8 @@ from __future__ import annotations
 from types import ModuleType
 from typing import Any
 
+from ._compat import is_numpy_namespace
+
 Array = Any
 
 
@@ -40,9 +42,13 @@ def reduce_loss(
     if reduction == "sum":
         return total
     if denominator is None:
-        denominator = 1
-        for n in loss.shape:
-            denominator *= int(n)
+        if any(n is None or n != n for n in loss.shape):
+            # Dask arrays of unknown chunk sizes: count lazily.
+            denominator = xp.sum(xp.ones_like(loss))
+        else:
+            denominator = 1
+            for n in loss.shape:
+                denominator *= int(n)
     return safe_divide(total, denominator, xp)
 
 
@@ -51,3 +57,13 @@ def nan_where_invalid(loss: Array, valid: Array | None, xp: ModuleType) -> Array
     if valid is None:
         return loss
     return xp.where(valid, loss, xp.full_like(loss, float("nan")))
+
+
+def as_result(out: Array, dtype: Any, xp: ModuleType) -> Array:
+    """Cast back to the dtype of ``logits``; NumPy scalars become 0-d arrays."""
+    if out.dtype != dtype:
+        out = xp.astype(out, dtype)
+    if is_numpy_namespace(xp) and out.ndim == 0:
+        # NumPy reductions and 0-d arithmetic return ``np.float64`` scalars, not arrays.
+        out = xp.asarray(out)
+    return out
