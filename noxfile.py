@@ -1,8 +1,9 @@
 """The test matrix: one session per array backend, plus lint and typecheck.
 
 ``nox`` runs every CPU backend, the CuPy session (which skips in seconds without an
-NVIDIA GPU), ruff and mypy. ``nox -s tests-torch`` runs one backend; ``nox -s bench``,
-``nox -s docs`` and ``nox -s vendoring`` are run on demand.
+NVIDIA GPU), ruff, mypy, the doctests, the Sphinx build and the vendoring check.
+``nox -s tests-torch`` runs one backend; ``nox -s bench`` and ``nox -s examples`` are
+run on demand.
 
 PyTorch is pinned to 2.13.0 here: on the project's CPU machines that version installs
 a local CPU build in seconds, while any other requirement pulls several GB of CUDA
@@ -29,6 +30,9 @@ nox.options.sessions = [
     "tests-cupy",
     "lint",
     "typecheck",
+    "doctest",
+    "docs",
+    "vendoring",
 ]
 
 TORCH = os.environ.get("ARRAYLOSSES_TORCH_REQUIREMENT", "torch==2.13.0")
@@ -42,12 +46,15 @@ TEST_DEPS = [
 
 # What each backend's session installs next to the test dependencies; the peers
 # that the parity tests compare against are installed in their backend's session.
+# matplotlib and tqdm let tests/test_examples.py run each example (reduced) in the
+# session of its library.
+EXAMPLE_DEPS = ["matplotlib", "tqdm"]
 BACKEND_DEPS: dict[str, list[str]] = {
     "numpy": [],
     "array_api_strict": [],
-    "torch": [TORCH],
-    "jax": ["jax", "optax", "keras"],
-    "dask": ["dask[array]"],
+    "torch": [TORCH, *EXAMPLE_DEPS],
+    "jax": ["jax", "optax", "keras", *EXAMPLE_DEPS],
+    "dask": ["dask[array]", *EXAMPLE_DEPS],
     "cupy": ["cupy-cuda12x"],
 }
 
