@@ -116,8 +116,13 @@ def binary_cross_entropy(
     label_smoothing : float, default 0.0
         ``eps`` in ``[0, 1]``.
     smoothing : {"uniform", "others"}, default "uniform"
+        ``"uniform"``: ``q' = (1 - eps) q + eps/K``; ``"others"``: the true class keeps
+        ``1 - eps`` and the others share ``eps`` (see :func:`smooth_labels`).
     from_logits : bool, default True
+        False: ``logits`` holds probabilities (log-probabilities clamped at -100).
     reduction : {"mean", "sum", "none"}, default "mean"
+        ``"none"``: the per-element loss; ``"sum"``: its sum; ``"mean"``: its mean
+        (see Returns for the denominator).
 
     Returns
     -------
@@ -133,6 +138,12 @@ def binary_cross_entropy(
     >>> targets = xp.asarray([1.0, 1.0, 0.0])
     >>> round(float(al.binary_cross_entropy(logits, targets, reduction="sum")), 6)
     1.133337
+
+    References
+    ----------
+    Szegedy et al., "Rethinking the Inception Architecture for Computer Vision",
+    CVPR 2016, section 7 (label smoothing). The unsmoothed loss reproduces PyTorch's
+    ``binary_cross_entropy_with_logits``.
     """
     inputs = _BinaryInputs(logits, targets, label_smoothing, smoothing, from_logits, reduction)
     y = inputs.y
@@ -193,10 +204,14 @@ def sigmoid_focal_loss(
         Focusing parameter ``>= 0``, or an array broadcastable to ``logits``
         (per-element focusing).
     label_smoothing : float, default 0.0
+        Smoothing strength ``eps`` in ``[0, 1]``; 0 disables smoothing.
     smoothing : {"uniform", "others"}, default "uniform"
         ``y' = (1 - eps) y + eps/2`` or ``y' = (1 - eps) y + eps (1 - y)``.
     from_logits : bool, default True
+        False: ``logits`` holds probabilities (log-probabilities clamped at -100).
     reduction : {"mean", "sum", "none"}, default "mean"
+        ``"none"``: the per-element loss; ``"sum"``: its sum; ``"mean"``: its mean
+        (see Returns for the denominator).
 
     Returns
     -------

@@ -228,9 +228,15 @@ def cross_entropy(
     ignore_index : int, optional
         Integer targets equal to it contribute 0 and are left out of the mean.
     label_smoothing : float, default 0.0
+        Smoothing strength ``eps`` in ``[0, 1]``; 0 disables smoothing.
     smoothing : {"uniform", "others"}, default "uniform"
+        ``"uniform"``: ``q' = (1 - eps) q + eps/K``; ``"others"``: the true class keeps
+        ``1 - eps`` and the others share ``eps`` (see :func:`smooth_labels`).
     from_logits : bool, default True
+        False: ``logits`` holds probabilities (log-probabilities clamped at -100).
     reduction : {"mean", "sum", "none"}, default "mean"
+        ``"none"``: the per-element loss; ``"sum"``: its sum; ``"mean"``: its mean
+        (see Returns for the denominator).
 
     Returns
     -------
@@ -327,9 +333,15 @@ def softmax_focal_loss(
     axis : int, default -1
     ignore_index : int, optional
     label_smoothing : float, default 0.0
+        Smoothing strength ``eps`` in ``[0, 1]``; 0 disables smoothing.
     smoothing : {"uniform", "others"}, default "uniform"
+        ``"uniform"``: ``q' = (1 - eps) q + eps/K``; ``"others"``: the true class keeps
+        ``1 - eps`` and the others share ``eps`` (see :func:`smooth_labels`).
     from_logits : bool, default True
+        False: ``logits`` holds probabilities (log-probabilities clamped at -100).
     reduction : {"mean", "sum", "none"}, default "mean"
+        ``"none"``: the per-element loss; ``"sum"``: its sum; ``"mean"``: its mean
+        (see Returns for the denominator).
 
     Returns
     -------

@@ -127,10 +127,14 @@ def encode_one_hot(
 def one_hot(
     labels: Array, num_classes: int, /, *, axis: int = -1, dtype: DType | None = None
 ) -> Array:
-    """One-hot encode integer class labels.
+    r"""One-hot encode integer class labels.
 
-    ``out[..., c, ...] = 1`` where ``labels == c`` and 0 elsewhere, with the new class
-    axis of length ``num_classes`` inserted at ``axis``.
+    .. math::
+
+        \mathrm{out}[\dots, c, \dots] = [\,\mathrm{labels}[\dots] = c\,],
+        \qquad c = 0, \dots, K - 1
+
+    with the new class axis of length ``K = num_classes`` inserted at ``axis``.
 
     Parameters
     ----------
