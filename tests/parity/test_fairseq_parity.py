@@ -31,8 +31,8 @@ from parity_helpers import (
 import arraylosses as al
 
 # Shapes come from short lists: JAX compiles every operation once per shape and dtype.
-NUM_CLASSES = [2, 3, 7]
-BATCHES = [(), (5,), (2, 3)]
+NUM_CLASSES = [2, 5]
+BATCHES = [(), (2, 3)]
 
 RTOL = {"float32": 1e-5, "float64": 1e-13}
 ATOL_PER_LOGIT = {"float32": 2e-6, "float64": 1e-14}
