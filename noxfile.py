@@ -1,8 +1,9 @@
 """The test matrix: one session per array backend, plus lint and typecheck.
 
 ``nox`` runs every CPU backend, the CuPy session (which skips in seconds without an
-NVIDIA GPU), ruff and mypy. ``nox -s tests-torch`` runs one backend; ``nox -s bench``,
-``nox -s docs`` and ``nox -s vendoring`` are run on demand.
+NVIDIA GPU), ruff, mypy, the doctests, the Sphinx build and the vendoring check.
+``nox -s tests-torch`` runs one backend; ``nox -s bench`` and ``nox -s examples`` are
+run on demand.
 
 PyTorch is pinned to 2.13.0 here: on the project's CPU machines that version installs
 a local CPU build in seconds, while any other requirement pulls several GB of CUDA
@@ -29,6 +30,9 @@ nox.options.sessions = [
     "tests-cupy",
     "lint",
     "typecheck",
+    "doctest",
+    "docs",
+    "vendoring",
 ]
 
 TORCH = os.environ.get("ARRAYLOSSES_TORCH_REQUIREMENT", "torch==2.13.0")
@@ -42,12 +46,15 @@ TEST_DEPS = [
 
 # What each backend's session installs next to the test dependencies; the peers
 # that the parity tests compare against are installed in their backend's session.
+# matplotlib and tqdm let tests/test_examples.py run each example (reduced) in the
+# session of its library.
+EXAMPLE_DEPS = ["matplotlib", "tqdm"]
 BACKEND_DEPS: dict[str, list[str]] = {
     "numpy": [],
     "array_api_strict": [],
-    "torch": [TORCH],
-    "jax": ["jax", "optax", "keras"],
-    "dask": ["dask[array]"],
+    "torch": [TORCH, *EXAMPLE_DEPS],
+    "jax": ["jax", "optax", "keras", *EXAMPLE_DEPS],
+    "dask": ["dask[array]", *EXAMPLE_DEPS],
     "cupy": ["cupy-cuda12x"],
 }
 
@@ -100,3 +107,77 @@ def typecheck(session: nox.Session) -> None:
     """mypy, strict on the package."""
     session.install("mypy>=1.10", "-e", ".")
     session.run("mypy")
+
+
+DOCS_DEPS = ["sphinx>=7", "numpydoc>=1.6", "myst-parser>=2"]
+
+
+@nox.session
+def docs(session: nox.Session) -> None:
+    """Build the HTML documentation with Sphinx, every warning an error."""
+    session.install("-e", ".", *DOCS_DEPS)
+    session.run("sphinx-build", "-W", "--keep-going", "-b", "html", "docs", "docs/_build/html")
+
+
+@nox.session
+def doctest(session: nox.Session) -> None:
+    """Run the docstring examples and the ``>>>`` examples of the docs pages."""
+    session.install("-e", ".", *TEST_DEPS, TORCH, "jax", "dask[array]")
+    session.run(
+        "pytest", "-p", "no:cacheprovider", "--doctest-modules", "--doctest-glob=*.md",
+        "arraylosses", "docs", *session.posargs,
+    )  # fmt: skip
+
+
+@nox.session
+def examples(session: nox.Session) -> None:
+    """Run every example, reduced (ARRAYLOSSES_EXAMPLES_QUICK=1), and check its figure."""
+    session.install(
+        "-e", ".[examples]", *TEST_DEPS, TORCH, "jax", "dask[array]", "matplotlib", "tqdm"
+    )  # fmt: skip
+    session.run("pytest", "-p", "no:cacheprovider", "tests/test_examples.py", *session.posargs)
+
+
+@nox.session
+def vendoring(session: nox.Session) -> None:
+    """Vendor arraylosses (with array-api-compat and -extra) into a throwaway package
+    and test the copy where none of the three is installed."""
+    import tomllib
+
+    root = Path(__file__).resolve().parent
+    target = root / "tmp"
+    package = target / "vendored_pkg"
+    # The test dependencies only: arraylosses, array-api-compat and array-api-extra
+    # must not be importable from this environment.
+    session.install("pytest>=8", "numpy>=1.26", "array-api-strict>=2.3")
+    session.run("pip", "uninstall", "-y", "arraylosses", "array-api-compat", "array-api-extra")
+    # Fetch the two dependencies as plain source trees, outside the environment.
+    requirements = tomllib.loads((root / "pyproject.toml").read_text())["project"]["dependencies"]
+    sources = Path(session.create_tmp()) / "vendor-src"
+    shutil.rmtree(sources, ignore_errors=True)
+    session.run("pip", "install", "--no-deps", "--target", str(sources), *requirements)
+    shutil.rmtree(package, ignore_errors=True)
+    package.mkdir(parents=True)
+    (package / "__init__.py").write_text('"""A throwaway package vendoring arraylosses."""\n')
+    skip = shutil.ignore_patterns("__pycache__", "*.pyc", "tests")
+    shutil.copytree(root / "arraylosses", package / "_losses", ignore=skip)
+    shutil.copytree(sources / "array_api_compat", package / "_array_api_compat_vendor", ignore=skip)
+    shutil.copytree(sources / "array_api_extra", package / "_array_api_extra_vendor", ignore=skip)
+    session.log(f"vendored into {package}")
+    env = {"ARRAYLOSSES_MODULE": "vendored_pkg._losses", "PYTHONPATH": str(target)}
+    # From inside tmp/, so the repository root (holding arraylosses/) is not on sys.path;
+    # --noconftest because the shared conftest imports array-api-extra.
+    session.chdir(target)
+    session.run(
+        "pytest", "-p", "no:cacheprovider", "--noconftest", "-v",
+        str(root / "tests" / "test_vendored.py"), *session.posargs, env=env,
+    )  # fmt: skip
+
+
+@nox.session
+def bench(session: nox.Session) -> None:
+    """Benchmarks against the peers (torchvision's formula, NumPy, optax) on this CPU:
+    ``python -m benchmarks`` rewrites benchmarks/results/ (table, charts, README
+    section). ``nox -s bench -- --quick`` is a smoke run."""
+    session.install("-e", ".", "numpy", TORCH, "jax", "optax", "matplotlib")
+    session.run("python", "-m", "benchmarks", *session.posargs)

@@ -13,7 +13,7 @@ from ._primitives import (
     modulating_factor,
     modulating_factor_slope,
 )
-from ._reduction import reduce_loss
+from ._reduction import as_result, reduce_loss
 from ._smoothing import smoothing_coefficients
 from ._validation import (
     as_parameter_array,
@@ -21,6 +21,7 @@ from ._validation import (
     check_gamma,
     check_logits,
     check_options,
+    check_probabilities,
     check_unit_interval,
     compute_dtype,
     namespace_of,
@@ -56,8 +57,9 @@ class _BinaryInputs:
         check_broadcasts_to(tuple(targets.shape), tuple(logits.shape), "targets")
         self.xp = xp
         self.out_dtype = logits.dtype
-        dtype = compute_dtype(xp, logits.dtype)
-        self.x = logits if dtype == logits.dtype else xp.astype(logits, dtype)
+        dtype = compute_dtype(xp, logits.dtype, logits)
+        x = logits if dtype == logits.dtype else xp.astype(logits, dtype)
+        self.x = x if from_logits else check_probabilities(x, xp)
         # copy=False: a target array that already has the compute dtype is used as is.
         y = xp.astype(targets, dtype, copy=False)
         a, b = smoothing_coefficients(eps, 2, str(smoothing))
@@ -77,8 +79,8 @@ class _BinaryInputs:
         return arr
 
     def cast(self, out: Array) -> Array:
-        """The result in the dtype of ``logits``."""
-        return out if out.dtype == self.out_dtype else self.xp.astype(out, self.out_dtype)
+        """The result in the dtype of ``logits`` (a 0-d array, never a NumPy scalar)."""
+        return as_result(out, self.out_dtype, self.xp)
 
     def finish(self, loss: Array) -> Array:
         return self.cast(reduce_loss(loss, self.reduction, self.xp))
@@ -127,8 +129,13 @@ def binary_cross_entropy(
     label_smoothing : float, default 0.0
         ``eps`` in ``[0, 1]``.
     smoothing : {"uniform", "others"}, default "uniform"
+        ``"uniform"``: ``q' = (1 - eps) q + eps/K``; ``"others"``: the true class keeps
+        ``1 - eps`` and the others share ``eps`` (see :func:`smooth_labels`).
     from_logits : bool, default True
+        False: ``logits`` holds probabilities (log-probabilities clamped at -100).
     reduction : {"mean", "sum", "none"}, default "mean"
+        ``"none"``: the per-element loss; ``"sum"``: its sum; ``"mean"``: its mean
+        (see Returns for the denominator).
 
     Returns
     -------
@@ -144,6 +151,12 @@ def binary_cross_entropy(
     >>> targets = xp.asarray([1.0, 1.0, 0.0])
     >>> round(float(al.binary_cross_entropy(logits, targets, reduction="sum")), 6)
     1.133337
+
+    References
+    ----------
+    Szegedy et al., "Rethinking the Inception Architecture for Computer Vision",
+    CVPR 2016, section 7 (label smoothing). The unsmoothed loss reproduces PyTorch's
+    ``binary_cross_entropy_with_logits``.
     """
     inputs = _BinaryInputs(logits, targets, label_smoothing, smoothing, from_logits, reduction)
     y = inputs.y
@@ -187,6 +200,35 @@ def sigmoid_focal_elementwise(
         p, q = (xp.exp(log_p), xp.exp(log_q)) if from_logits else (x, 1 - x)
         # 1 - p_t = y'(1 - p) + (1 - y') p: both terms non-negative, no cancellation.
         loss = modulating_factor(y * q + y_bar * p, gamma, xp) * loss
+    if alpha is not None:
+        loss = _class_balance(y, alpha) * loss
+    return loss
+
+
+def sigmoid_focal_eager(
+    x: Array, y: Array, alpha: float | None, gamma: float | Array, xp: ModuleType
+) -> Array:
+    """:func:`sigmoid_focal_elementwise` from logits, arranged for eager evaluation.
+
+    The same values with one ``exp``, one ``log1p`` and one division per element and
+    no ``where``: with ``t = exp(-|x|)``, ``r = 1 / (1 + t) = sigmoid(|x|)`` and
+    ``t r = sigmoid(-|x|)``, the probabilities are ``r`` and ``t r`` in the order the
+    sign of ``x`` gives, so ``1 - p_t = t r + u (r - t r)`` with ``u = y'`` for
+    ``x < 0`` and ``1 - y'`` for ``x >= 0`` (each term non-negative: no cancellation),
+    and ``BCE = (max(x, 0) - x y') + log1p(t)`` (for ``y' = 1`` and ``x > 0`` the
+    bracket is exactly 0). The sign enters through a 0/1 mask, which has no useful
+    derivative: this form is for values only (the host blockwise path); autodiff
+    uses :func:`sigmoid_focal_elementwise`.
+    """
+    a = xp.abs(x)
+    t = xp.exp(-a)
+    r = 1.0 / (1.0 + t)
+    small = t * r
+    loss = ((0.5 * x + 0.5 * a) - x * y) + xp.log1p(t)
+    if not (isinstance(gamma, float) and gamma == 0.0):
+        nonnegative = xp.astype(x >= 0, x.dtype)
+        u = y + nonnegative * (1.0 - 2.0 * y)
+        loss = modulating_factor(small + u * (r - small), gamma, xp) * loss
     if alpha is not None:
         loss = _class_balance(y, alpha) * loss
     return loss
@@ -279,10 +321,14 @@ def sigmoid_focal_loss(
         Focusing parameter ``>= 0``, or an array broadcastable to ``logits``
         (per-element focusing).
     label_smoothing : float, default 0.0
+        Smoothing strength ``eps`` in ``[0, 1]``; 0 disables smoothing.
     smoothing : {"uniform", "others"}, default "uniform"
         ``y' = (1 - eps) y + eps/2`` or ``y' = (1 - eps) y + eps (1 - y)``.
     from_logits : bool, default True
+        False: ``logits`` holds probabilities (log-probabilities clamped at -100).
     reduction : {"mean", "sum", "none"}, default "mean"
+        ``"none"``: the per-element loss; ``"sum"``: its sum; ``"mean"``: its mean
+        (see Returns for the denominator).
 
     Returns
     -------
@@ -311,7 +357,7 @@ def sigmoid_focal_loss(
     a = None if alpha is None else check_unit_interval(alpha, "alpha")
     if inputs.from_logits and inputs.reduction != "none" and isinstance(g, float):
         reduced = _fastpaths.reduced_elementwise(
-            partial(sigmoid_focal_elementwise, alpha=a, gamma=g, xp=xp),
+            partial(sigmoid_focal_eager, alpha=a, gamma=g, xp=xp),
             partial(_torch_sigmoid_focal_blocks, a, g),
             x,
             y,

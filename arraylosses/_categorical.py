@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numbers
 from types import ModuleType
 from typing import Any
 
@@ -13,8 +14,8 @@ from ._compat import (
     is_torch_tensor,
 )
 from ._primitives import clamped_log, log_softmax, modulating_factor
-from ._reduction import nan_where_invalid, reduce_loss
-from ._smoothing import label_validity, one_hot_mask, smoothing_coefficients
+from ._reduction import as_result, nan_where_invalid, reduce_loss
+from ._smoothing import as_index_array, label_validity, one_hot_mask, smoothing_coefficients
 from ._validation import (
     as_parameter_array,
     check_alpha_array,
@@ -24,6 +25,7 @@ from ._validation import (
     check_logits,
     check_options,
     check_per_class,
+    check_probabilities,
     check_unit_interval,
     compute_dtype,
     is_eager_host,
@@ -98,8 +100,16 @@ class _SoftmaxInputs:
         self.xp, self.axis = xp, ax
         self.num_classes = k = int(logits.shape[ax])
         self.out_dtype = logits.dtype
-        dtype = compute_dtype(xp, logits.dtype)
-        self.x = logits if dtype == logits.dtype else xp.astype(logits, dtype)
+        if k == 0:
+            raise ValueError(
+                f"`logits` has no classes: axis {ax} of shape {tuple(logits.shape)} is empty."
+            )
+        dtype = compute_dtype(xp, logits.dtype, logits)
+        x = logits if dtype == logits.dtype else xp.astype(logits, dtype)
+        self.x = x if from_logits else check_probabilities(x, xp)
+        # bfloat16 computed in float32 (no float64 on this backend): a logit gap of
+        # max - (-max) overflows to -inf, and 0 * -inf would be NaN; clip instead.
+        self.clip_log_probs = "bfloat16" in str(logits.dtype) and dtype == xp.float32
         self.a, self.b = smoothing_coefficients(eps, k, str(smoothing))
         self.from_logits = bool(from_logits)
         self.reduction = str(reduction)
@@ -116,6 +126,7 @@ class _SoftmaxInputs:
                     f"without axis {ax}, {expected}; got {tuple(targets.shape)} "
                     f"(`logits` has shape {tuple(logits.shape)})."
                 )
+            targets = as_index_array(targets, xp)
             in_range = label_validity(targets, k, ignore, xp, "targets")
             keep, acceptable = in_range, in_range
             if ignore is not None:
@@ -149,9 +160,12 @@ class _SoftmaxInputs:
             self.dist = q if self.b == 0.0 else self.a * q + self.b
 
     def log_probs(self) -> Array:
-        if self.from_logits:
-            return log_softmax(self.x, self.axis, self.xp)
-        return clamped_log(self.x, self.xp)
+        if not self.from_logits:
+            return clamped_log(self.x, self.xp)
+        log_p = log_softmax(self.x, self.axis, self.xp)
+        if self.clip_log_probs:
+            log_p = self.xp.clip(log_p, min=-float(self.xp.finfo(log_p.dtype).max))
+        return log_p
 
     def per_class(self, value: object, name: str) -> Array:
         arr = as_parameter_array(value, name, self.xp, self.x)
@@ -168,8 +182,7 @@ class _SoftmaxInputs:
         loss = nan_where_invalid(loss, self.valid, xp)
         if denominator is None and self.keep is not None and self.ignored is not None:
             denominator = xp.sum(xp.astype(self.keep, loss.dtype))
-        out = reduce_loss(loss, self.reduction, xp, denominator)
-        return out if out.dtype == self.out_dtype else xp.astype(out, self.out_dtype)
+        return as_result(reduce_loss(loss, self.reduction, xp, denominator), self.out_dtype, xp)
 
 
 def cross_entropy(
@@ -217,9 +230,15 @@ def cross_entropy(
     ignore_index : int, optional
         Integer targets equal to it contribute 0 and are left out of the mean.
     label_smoothing : float, default 0.0
+        Smoothing strength ``eps`` in ``[0, 1]``; 0 disables smoothing.
     smoothing : {"uniform", "others"}, default "uniform"
+        ``"uniform"``: ``q' = (1 - eps) q + eps/K``; ``"others"``: the true class keeps
+        ``1 - eps`` and the others share ``eps`` (see :func:`smooth_labels`).
     from_logits : bool, default True
+        False: ``logits`` holds probabilities (log-probabilities clamped at -100).
     reduction : {"mean", "sum", "none"}, default "mean"
+        ``"none"``: the per-element loss; ``"sum"``: its sum; ``"mean"``: its mean
+        (see Returns for the denominator).
 
     Returns
     -------
@@ -330,9 +349,15 @@ def softmax_focal_loss(
     axis : int, default -1
     ignore_index : int, optional
     label_smoothing : float, default 0.0
+        Smoothing strength ``eps`` in ``[0, 1]``; 0 disables smoothing.
     smoothing : {"uniform", "others"}, default "uniform"
+        ``"uniform"``: ``q' = (1 - eps) q + eps/K``; ``"others"``: the true class keeps
+        ``1 - eps`` and the others share ``eps`` (see :func:`smooth_labels`).
     from_logits : bool, default True
+        False: ``logits`` holds probabilities (log-probabilities clamped at -100).
     reduction : {"mean", "sum", "none"}, default "mean"
+        ``"none"``: the per-element loss; ``"sum"``: its sum; ``"mean"``: its mean
+        (see Returns for the denominator).
 
     Returns
     -------
@@ -358,7 +383,7 @@ def softmax_focal_loss(
     )
     xp, ax, x = inputs.xp, inputs.axis, inputs.x
     g = check_gamma(gamma, xp, x)
-    if alpha is None or (isinstance(alpha, (int, float)) and not isinstance(alpha, bool)):
+    if alpha is None or isinstance(alpha, numbers.Real):  # bool: refused below
         alpha_scalar = None if alpha is None else check_unit_interval(alpha, "alpha")
         alpha_vec = None
     else:

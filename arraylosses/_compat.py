@@ -17,27 +17,15 @@ try:  # a vendoring project may ship its own copy next to ours
         array_namespace as _compat_array_namespace,
     )
     from .._array_api_compat_vendor import (
-        device,
-        is_array_api_obj,
-        is_array_api_strict_namespace,
-        is_cupy_namespace,
-        is_dask_namespace,
-        is_jax_namespace,
-        is_numpy_namespace,
-        is_torch_namespace,
+        device as _compat_device,
+    )
+    from .._array_api_compat_vendor import (
+        is_array_api_obj as _compat_is_array_api_obj,
     )
 except ImportError:
     from array_api_compat import array_namespace as _compat_array_namespace
-    from array_api_compat import (
-        device,
-        is_array_api_obj,
-        is_array_api_strict_namespace,
-        is_cupy_namespace,
-        is_dask_namespace,
-        is_jax_namespace,
-        is_numpy_namespace,
-        is_torch_namespace,
-    )
+    from array_api_compat import device as _compat_device
+    from array_api_compat import is_array_api_obj as _compat_is_array_api_obj
 
 try:
     from .._array_api_extra_vendor import (  # type: ignore[import-not-found]
@@ -64,6 +52,7 @@ __all__ = [
     "is_numpy_namespace",
     "is_torch_namespace",
     "is_torch_tensor",
+    "namespace_kind",
     "one_hot",
 ]
 
@@ -88,3 +77,68 @@ def is_torch_tensor(x: object) -> bool:
     """True for a ``torch.Tensor`` without importing torch."""
     torch = sys.modules.get("torch")
     return torch is not None and isinstance(x, torch.Tensor)
+
+
+def is_array_api_obj(x: object) -> bool:
+    """True for an array of any array-API library (Python scalars and lists are not)."""
+    # Tensors first: compat's check goes through ``functools.lru_cache`` helpers, which
+    # torch.compile warns about on every traced call.
+    return is_torch_tensor(x) or bool(_compat_is_array_api_obj(x))
+
+
+def device(x: Any) -> Any:
+    """The device of an array (``x.device`` where the library has it)."""
+    if is_torch_tensor(x):
+        return x.device
+    return _compat_device(x)
+
+
+# Which library a namespace belongs to, decided once per namespace by its module name
+# ("numpy", "array_api_compat.numpy", "jax.numpy", "<vendored>.torch", ...). compat's
+# own ``is_*_namespace`` helpers are ``lru_cache``-wrapped, which torch.compile warns
+# about inside traced code; a plain dict lookup is invisible to it.
+_KINDS: dict[str, str] = {}
+
+
+def namespace_kind(xp: ModuleType) -> str:
+    """One of "numpy", "cupy", "torch", "jax", "dask", "array_api_strict", "other"."""
+    name = xp.__name__
+    kind = _KINDS.get(name)
+    if kind is None:
+        last = name.rsplit(".", 1)[-1]
+        if name == "jax.numpy" or name.startswith("jax."):
+            kind = "jax"
+        elif name == "array_api_strict":
+            kind = "array_api_strict"
+        elif name.endswith("dask.array"):
+            kind = "dask"
+        elif last in ("numpy", "cupy", "torch"):
+            kind = last
+        else:
+            kind = "other"
+        _KINDS[name] = kind
+    return kind
+
+
+def is_numpy_namespace(xp: ModuleType) -> bool:
+    return namespace_kind(xp) == "numpy"
+
+
+def is_cupy_namespace(xp: ModuleType) -> bool:
+    return namespace_kind(xp) == "cupy"
+
+
+def is_torch_namespace(xp: ModuleType) -> bool:
+    return namespace_kind(xp) == "torch"
+
+
+def is_jax_namespace(xp: ModuleType) -> bool:
+    return namespace_kind(xp) == "jax"
+
+
+def is_dask_namespace(xp: ModuleType) -> bool:
+    return namespace_kind(xp) == "dask"
+
+
+def is_array_api_strict_namespace(xp: ModuleType) -> bool:
+    return namespace_kind(xp) == "array_api_strict"

@@ -5,9 +5,10 @@ the definition; every fast path here computes the same numbers behind the same
 contract and is tested against it in ``tests/test_fastpaths.py``:
 
 - reduced elementwise losses on eager host arrays (NumPy, array-api-strict) are
-  evaluated block by block (:func:`~._reduction.blockwise_sum`);
-- on eager PyTorch they go through one autograd function whose forward is blockwise
-  on CPU and whose backward is the analytic gradient (``_torch_autograd``);
+  evaluated block by block (:func:`~._reduction.blockwise_sum`), in a form of the
+  formula arranged for eager evaluation (one ``exp``, one ``log1p``, no ``where``);
+- on eager PyTorch they go through one autograd function whose forward pass runs a
+  fused block kernel that also computes the analytic gradient (``_torch_autograd``);
 - cross-entropy of eager CPU tensors is PyTorch's own fused kernel, called after the
   contract's validation.
 
@@ -40,6 +41,7 @@ from ._validation import (
     check_ignore_index,
     check_options,
     check_per_class,
+    compute_dtype,
 )
 
 Array = Any
@@ -204,6 +206,8 @@ def torch_cross_entropy(
             return None  # the pure path raises: ignore_index needs class indices
     shape = logits.shape
     k = int(shape[ax])
+    if k == 0:
+        return None  # the pure path raises: no classes
     torch_eps = 0.0 if eps == 0.0 else smoothing_coefficients(eps, k, str(smoothing))[1] * k
     if torch_eps > 1.0:  # "others" with eps > (K - 1) / K: beyond PyTorch's range
         return None
@@ -213,8 +217,9 @@ def torch_cross_entropy(
         expected = shape[:-1] if ax == ndim - 1 else shape[:ax] + shape[ax + 1 :]
     if targets.shape != expected:
         return None
-    # half precision is computed in float32, as everywhere in arraylosses
-    x = logits if logits.dtype in (torch.float32, torch.float64) else logits.float()
+    x = logits
+    if logits.dtype not in (torch.float32, torch.float64):  # half precision
+        x = logits.to(compute_dtype(array_namespace(logits), logits.dtype, logits))
     w = None
     if weight is not None:
         w = as_parameter_array(weight, "weight", array_namespace(logits), x)

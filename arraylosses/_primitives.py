@@ -21,16 +21,18 @@ LOG_PROB_FLOOR = -100.0
 
 
 def relu_halves(x: Array, xp: ModuleType) -> tuple[Array, Array]:
-    """Return ``(max(x, 0), min(x, 0))`` with a symmetric derivative at 0.
+    """Return ``(max(x, 0), min(x, 0))`` with exact, symmetric derivatives.
 
-    ``0.5*x ± 0.5*|x|`` has derivative 0.5 at exactly 0 on both sides, where
-    ``maximum``/``relu`` would give 0 or 1 and bias the gradient of zero-initialised
-    heads. Halving before adding keeps bfloat16/float16 at their largest finite value
-    from overflowing.
+    Each branch is selected, not computed as ``0.5*x ± 0.5*|x|``: with the sum form
+    the gradient reaching ``x`` is a difference of two large terms wherever the focal
+    factor sends a large gradient (about ``gamma * |x|``) into one of the halves, and
+    the true O(1) gradient cancels away at large ``|x|`` (bfloat16 logits reach
+    3e38). At exactly ``x == 0`` both halves are ``0.5 * x`` (value 0, derivative
+    0.5) so the gradient of zero-initialised heads matches the true derivative, where
+    ``maximum``/``relu`` would give a one-sided 0 or 1. NaN propagates to both.
     """
-    half = 0.5 * x
-    half_abs = xp.abs(half)
-    return half + half_abs, half - half_abs
+    at_zero = 0.5 * x * xp.astype(x == 0, x.dtype)
+    return xp.where(x > 0, x, at_zero), xp.where(x < 0, x, at_zero)
 
 
 def log_sigmoid_pair(x: Array, xp: ModuleType) -> tuple[Array, Array]:
@@ -41,14 +43,10 @@ def log_sigmoid_pair(x: Array, xp: ModuleType) -> tuple[Array, Array]:
     once, and ``exp(-|x|)`` never overflows.
     """
     pos, neg = relu_halves(x, xp)
-    softplus_tail = xp.log1p(xp.exp(-xp.abs(x)))
+    # -|x| written as min(x, 0) - max(x, 0): its derivative at exactly 0 is 0 on every
+    # backend (the derivative of ``abs`` at 0 is 0 in PyTorch but 1 in JAX).
+    softplus_tail = xp.log1p(xp.exp(neg - pos))
     return neg - softplus_tail, -pos - softplus_tail
-
-
-def log_sigmoid(x: Array, xp: ModuleType) -> Array:
-    """``log(sigmoid(x))`` without overflow, exact derivative at 0."""
-    _, neg = relu_halves(x, xp)
-    return neg - xp.log1p(xp.exp(-xp.abs(x)))
 
 
 def clamped_log(p: Array, xp: ModuleType) -> Array:
@@ -57,7 +55,9 @@ def clamped_log(p: Array, xp: ModuleType) -> Array:
     The double ``where`` keeps ``log`` away from 0 so NumPy emits no divide warning and
     the gradient at ``p == 0`` is 0 rather than NaN.
     """
-    positive = p > 0
+    # ``~(p <= 0)`` rather than ``p > 0`` so that NaN takes the ``log`` branch and
+    # stays NaN instead of being hidden behind the floor.
+    positive = ~(p <= 0)
     safe = xp.where(positive, p, xp.ones_like(p))
     floor = xp.full_like(p, LOG_PROB_FLOOR)
     return xp.where(positive, xp.clip(xp.log(safe), min=LOG_PROB_FLOOR), floor)
@@ -101,11 +101,13 @@ def modulating_factor(base: Array, gamma: float | Array, xp: ModuleType) -> Arra
     """The focal term ``base ** gamma`` with ``base = 1 - p_t`` in ``[0, 1]``.
 
     Integer gamma is evaluated by repeated multiplication (exact, fast, smooth at
-    ``base == 0``). Otherwise ``base ** gamma`` has an infinite derivative at
-    ``base == 0`` when ``gamma < 1``; a double ``where`` evaluates the power only where
-    ``base > 0`` and uses the limit ``0 ** gamma`` (1 for gamma = 0, else 0) elsewhere,
-    so gradients stay finite. At ``base == 0`` the loss itself is flat (it behaves like
-    ``base ** (1 + gamma)``), so a zero gradient there is the exact limit.
+    ``base == 0``). Otherwise the derivative ``gamma * base ** (gamma - 1)`` is infinite
+    at ``base == 0`` and overflows for subnormal ``base`` when ``gamma < 1``; a double
+    ``where`` evaluates the power only where ``base`` is a normal number and uses the
+    limit ``0 ** gamma`` (1 for gamma = 0, else 0) below it, so gradients stay finite.
+    The loss there behaves like ``base ** (1 + gamma)``: the value dropped is below
+    the dtype's smallest normal number and the zero gradient is the exact limit. NaN
+    propagates.
     """
     if isinstance(gamma, (int, float)):
         g = float(gamma)
@@ -113,24 +115,28 @@ def modulating_factor(base: Array, gamma: float | Array, xp: ModuleType) -> Arra
             return xp.ones_like(base)
         if _small_integer(g):
             return _integer_power(base, int(g))
-        positive = base > 0
-        safe = xp.where(positive, base, xp.ones_like(base))
-        return xp.where(positive, safe**g, xp.zeros_like(base))
-    positive = base > 0
-    safe = xp.where(positive, base, xp.ones_like(base))
+    normal = _normal(base, xp)
+    safe = xp.where(normal, base, xp.ones_like(base))
+    if isinstance(gamma, (int, float)):
+        return xp.where(normal, safe ** float(gamma), xp.zeros_like(base))
     limit = xp.astype(gamma == 0, base.dtype)
-    return xp.where(positive, safe**gamma, limit)
+    return xp.where(normal, safe**gamma, limit)
+
+
+def _normal(base: Array, xp: ModuleType) -> Array:
+    """``base`` is a normal number or NaN (not below the smallest normal)."""
+    return ~(base < xp.finfo(base.dtype).smallest_normal)
 
 
 def modulating_factor_slope(base: Array, gamma: float, xp: ModuleType) -> Array:
     """``d(base ** gamma) / d base`` for a Python-float gamma, as :func:`modulating_factor`
     differentiates.
 
-    ``gamma * base ** (gamma - 1)``, with the same conventions at ``base == 0``: the
-    derivative of repeated multiplication for integer gamma (1 at 0 for gamma = 1), and
-    0 where the double ``where`` of a fractional gamma holds the power at its limit.
-    Analytic gradients (the PyTorch autograd function) use it, so they agree with
-    automatic differentiation of :func:`modulating_factor` everywhere.
+    ``gamma * base ** (gamma - 1)``, with the same conventions: the derivative of
+    repeated multiplication for integer gamma (1 at 0 for gamma = 1), and 0 below the
+    smallest normal number, where the double ``where`` of a fractional gamma holds the
+    power at its limit. Analytic gradients (the PyTorch autograd function) use it, so
+    they agree with automatic differentiation of :func:`modulating_factor`.
     """
     g = float(gamma)
     if g == 0.0:
@@ -139,6 +145,6 @@ def modulating_factor_slope(base: Array, gamma: float, xp: ModuleType) -> Array:
         return xp.ones_like(base)
     if _small_integer(g):
         return g * _integer_power(base, int(g) - 1)
-    positive = base > 0
-    safe = xp.where(positive, base, xp.ones_like(base))
-    return xp.where(positive, g * safe ** (g - 1.0), xp.zeros_like(base))
+    normal = _normal(base, xp)
+    safe = xp.where(normal, base, xp.ones_like(base))
+    return xp.where(normal, g * safe ** (g - 1.0), xp.zeros_like(base))

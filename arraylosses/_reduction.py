@@ -6,6 +6,8 @@ from collections.abc import Callable, Sequence
 from types import ModuleType
 from typing import Any
 
+from ._compat import is_numpy_namespace
+
 Array = Any
 
 
@@ -41,9 +43,13 @@ def reduce_loss(
     if reduction == "sum":
         return total
     if denominator is None:
-        denominator = 1
-        for n in loss.shape:
-            denominator *= int(n)
+        if any(n is None or n != n for n in loss.shape):
+            # Dask arrays of unknown chunk sizes: count lazily.
+            denominator = xp.sum(xp.ones_like(loss))
+        else:
+            denominator = 1
+            for n in loss.shape:
+                denominator *= int(n)
     return safe_divide(total, denominator, xp)
 
 
@@ -67,9 +73,8 @@ def blockwise_sum(
     and its peak memory a few blocks instead of a dozen full-size temporaries. The
     partial sums also make the total more accurate than one long float32 sum.
 
-    Slicing is for code that is not being differentiated (NumPy, or inside a PyTorch
-    autograd function): under autograd each slice's backward would allocate a
-    full-size gradient.
+    Slicing is for code that is not being differentiated (NumPy, array-api-strict):
+    under autograd each slice's backward would allocate a full-size gradient.
     """
     flat = [xp.reshape(a, (-1,)) for a in arrays]
     n = int(flat[0].shape[0])
@@ -79,3 +84,13 @@ def blockwise_sum(
         stop = min(start + block, n)
         total = total + xp.sum(elementwise(*(f[start:stop] for f in flat)))
     return total
+
+
+def as_result(out: Array, dtype: Any, xp: ModuleType) -> Array:
+    """Cast back to the dtype of ``logits``; NumPy scalars become 0-d arrays."""
+    if out.dtype != dtype:
+        out = xp.astype(out, dtype)
+    if is_numpy_namespace(xp) and out.ndim == 0:
+        # NumPy reductions and 0-d arithmetic return ``np.float64`` scalars, not arrays.
+        out = xp.asarray(out)
+    return out

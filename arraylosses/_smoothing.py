@@ -66,9 +66,10 @@ def label_validity(
     if is_eager_host(labels, xp):
         ok = valid if ignore_index is None else valid | (labels == ignore_index)
         if not bool(xp.all(ok)):
-            bad = labels[~ok]
-            shown = ", ".join(str(int(v)) for v in bad[:5])
-            more = ", ..." if bad.shape[0] > 5 else ""
+            bad = xp.reshape(labels, (-1,))[~xp.reshape(ok, (-1,))]
+            n = int(bad.shape[0])
+            shown = ", ".join(str(int(v)) for v in bad[: min(5, n)])
+            more = ", ..." if n > 5 else ""
             suffix = "" if ignore_index is None else f" that are not ignore_index={ignore_index}"
             raise ValueError(
                 f"`{name}` holds class indices outside [0, {num_classes}){suffix}: {shown}{more}."
@@ -76,16 +77,38 @@ def label_validity(
     return valid
 
 
+def as_index_array(labels: Array, xp: ModuleType) -> Array:
+    """Labels widened to the default integer dtype (int64; int32 on JAX without x64).
+
+    Comparing uint8 segmentation masks with ``arange(K)`` in their own dtype wraps
+    around for K > 255, and ``ignore_index=-100`` does not fit an unsigned dtype.
+    """
+    index_dtype = default_dtype(xp, "indexing", device=device(labels))
+    return labels if labels.dtype == index_dtype else xp.astype(labels, index_dtype)
+
+
+def move_class_axis(x: Array, source: int, destination: int, xp: ModuleType) -> Array:
+    """``moveaxis`` that is a no-op when nothing moves (torch.func has no batching
+    rule for ``moveaxis``; ``movedim`` is used on torch)."""
+    ndim = x.ndim
+    if source % ndim == destination % ndim:
+        return x
+    if is_torch_namespace(xp):
+        return x.movedim(source, destination)
+    return xp.moveaxis(x, source, destination)
+
+
 def one_hot_mask(labels: Array, num_classes: int, axis: int, xp: ModuleType) -> Array:
     """Boolean ``labels == class`` with the class axis inserted at ``axis`` (lazy-safe)."""
     classes = xp.arange(num_classes, dtype=labels.dtype, device=device(labels))
     mask = xp.expand_dims(labels, axis=-1) == classes
-    return mask if axis == -1 else xp.moveaxis(mask, -1, axis)
+    return move_class_axis(mask, -1, axis, xp)
 
 
 def encode_one_hot(
     labels: Array, num_classes: int, axis: int, dtype: DType, xp: ModuleType, name: str
 ) -> Array:
+    labels = as_index_array(labels, xp)
     valid = label_validity(labels, num_classes, None, xp, name)
     safe = xp.where(valid, labels, xp.zeros_like(labels))
     if is_torch_namespace(xp):
@@ -94,19 +117,24 @@ def encode_one_hot(
         encoded = xp.astype(one_hot_mask(safe, num_classes, -1, xp), dtype)
     else:
         encoded = _xpx_one_hot(safe, num_classes, dtype=dtype, xp=xp)
-    if xp.isdtype(dtype, "real floating"):
-        nan = xp.full_like(encoded, float("nan"))
-        encoded = xp.where(xp.expand_dims(valid, axis=-1), encoded, nan)
-    return encoded if axis == -1 else xp.moveaxis(encoded, -1, axis)
+    # Out-of-range labels (only reachable where values cannot be checked): a NaN row,
+    # or an all-zero row for a non-floating dtype.
+    invalid_fill = float("nan") if xp.isdtype(dtype, "real floating") else 0
+    encoded = xp.where(xp.expand_dims(valid, axis=-1), encoded, xp.full_like(encoded, invalid_fill))
+    return move_class_axis(encoded, -1, axis, xp)
 
 
 def one_hot(
     labels: Array, num_classes: int, /, *, axis: int = -1, dtype: DType | None = None
 ) -> Array:
-    """One-hot encode integer class labels.
+    r"""One-hot encode integer class labels.
 
-    ``out[..., c, ...] = 1`` where ``labels == c`` and 0 elsewhere, with the new class
-    axis of length ``num_classes`` inserted at ``axis``.
+    .. math::
+
+        \mathrm{out}[\dots, c, \dots] = [\,\mathrm{labels}[\dots] = c\,],
+        \qquad c = 0, \dots, K - 1
+
+    with the new class axis of length ``K = num_classes`` inserted at ``axis``.
 
     Parameters
     ----------
@@ -148,7 +176,7 @@ def one_hot(
     if not xp.isdtype(labels.dtype, "integral"):
         raise TypeError(f"`labels` must have an integer dtype; got dtype {labels.dtype}.")
     k = check_num_classes(num_classes)
-    ax = check_axis(axis, labels.ndim + 1)
+    ax = check_axis(axis, labels.ndim + 1, "the one-hot result")
     if dtype is None:
         dtype = default_dtype(xp, device=device(labels))
     return encode_one_hot(labels, k, ax, dtype, xp, "labels")
@@ -230,14 +258,14 @@ def smooth_labels(
                 f"(dtype {targets.dtype}); got None."
             )
         k = check_num_classes(num_classes)
-        ax = check_axis(axis, targets.ndim + 1)
+        ax = check_axis(axis, targets.ndim + 1, "the smoothed result")
         if dtype is None:
             dtype = default_dtype(xp, device=device(targets))
         q = encode_one_hot(targets, k, ax, dtype, xp, "targets")
     else:
         if targets.ndim == 0:
             raise ValueError("`targets` as a distribution needs a class axis; got a 0-d array.")
-        ax = check_axis(axis, targets.ndim)
+        ax = check_axis(axis, targets.ndim, "`targets`")
         k = int(targets.shape[ax])
         if num_classes is not None and check_num_classes(num_classes) != k:
             raise ValueError(

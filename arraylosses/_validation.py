@@ -16,9 +16,11 @@ from typing import Any
 
 from ._compat import (
     array_namespace,
+    default_dtype,
     device,
     is_array_api_obj,
     is_array_api_strict_namespace,
+    is_jax_namespace,
     is_numpy_namespace,
     is_torch_namespace,
 )
@@ -87,13 +89,14 @@ def check_unit_interval(value: object, name: str) -> float:
     return v
 
 
-def check_axis(axis: object, ndim: int, name: str = "axis") -> int:
+def check_axis(axis: object, ndim: int, array_name: str = "logits") -> int:
+    """Normalise ``axis`` for an array of ``ndim`` dimensions (named in the message)."""
     if isinstance(axis, bool) or not isinstance(axis, numbers.Integral):
-        raise TypeError(f"`{name}` must be an int; got {_describe(axis)}.")
+        raise TypeError(f"`axis` must be an int; got {_describe(axis)}.")
     a = int(axis)
     if not -ndim <= a < ndim:
         raise ValueError(
-            f"`{name}`={a} is out of range for `logits` with {ndim} dimension(s); "
+            f"`axis`={a} is out of range for {array_name} with {ndim} dimension(s); "
             f"allowed: {-ndim} to {ndim - 1}."
         )
     return a % ndim
@@ -155,11 +158,19 @@ def as_parameter_array(
         raise TypeError(
             f"`{name}` must be {allowed} or a sequence of floats; got {_describe(value)}."
         )
-    if isinstance(value, Sequence):
-        for item in value:
-            if isinstance(item, bool) or not isinstance(item, numbers.Real):
-                raise TypeError(f"`{name}` must hold real numbers; got element {item!r}.")
+    if not all(_is_real_leaf(v) for v in _leaves(value)):
+        raise TypeError(f"`{name}` must hold real numbers only; got {_describe(value)}.")
     return xp.asarray(value, dtype=like.dtype, device=device(like))
+
+
+def _leaves(value: object) -> list[object]:
+    if isinstance(value, Sequence) and not isinstance(value, (str, bytes)):
+        return [leaf for item in value for leaf in _leaves(item)]
+    return [value]
+
+
+def _is_real_leaf(value: object) -> bool:
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
 
 
 def check_per_class(param: Array, name: str, num_classes: int) -> None:
@@ -193,12 +204,6 @@ def check_broadcasts_to(shape: tuple[Any, ...], target: tuple[Any, ...], name: s
         )
 
 
-def check_host_values(ok: Array, xp: ModuleType, message: str) -> None:
-    """Raise ValueError(message) if any element of the boolean array ``ok`` is False."""
-    if not bool(xp.all(ok)):
-        raise ValueError(message)
-
-
 def check_gamma(gamma: object, xp: ModuleType, logits: Array) -> float | Array:
     """gamma: a Python real >= 0, or an array broadcastable to ``logits``.
 
@@ -213,18 +218,51 @@ def check_gamma(gamma: object, xp: ModuleType, logits: Array) -> float | Array:
         return g
     g_arr = as_parameter_array(gamma, "gamma", xp, logits)
     check_broadcasts_to(tuple(g_arr.shape), tuple(logits.shape), "gamma")
+    ok = g_arr >= 0  # False for NaN too
     if is_eager_host(logits, xp):
-        check_host_values(g_arr >= 0, xp, "`gamma` must be >= 0 everywhere; got a negative entry.")
+        if not bool(xp.all(ok)):
+            raise ValueError(
+                f"`gamma` must be >= 0 everywhere; got {_first_values(g_arr, ok, xp)}."
+            )
         return g_arr
-    return xp.where(g_arr >= 0, g_arr, xp.full_like(g_arr, float("nan")))
+    return xp.where(ok, g_arr, xp.full_like(g_arr, float("nan")))
 
 
 def check_alpha_array(alpha: Array, xp: ModuleType, logits: Array) -> Array:
+    """Per-class alpha in [0, 1]: raise on host arrays, NaN elsewhere."""
     ok = (alpha >= 0) & (alpha <= 1)
     if is_eager_host(logits, xp):
-        check_host_values(ok, xp, "`alpha` entries must be in [0, 1].")
+        if not bool(xp.all(ok)):
+            raise ValueError(
+                f"`alpha` entries must be in [0, 1]; got {_first_values(alpha, ok, xp)}."
+            )
         return alpha
     return xp.where(ok, alpha, xp.full_like(alpha, float("nan")))
+
+
+def check_probabilities(p: Array, xp: ModuleType) -> Array:
+    """``logits`` holding probabilities (``from_logits=False``) must be in [0, 1].
+
+    Raises on host arrays; elsewhere the out-of-range entries become NaN (a value
+    outside [0, 1] has no log-probability, and PyTorch refuses it too).
+    """
+    ok = (p >= 0) & (p <= 1)
+    if is_eager_host(p, xp):
+        if not bool(xp.all(ok | (p != p))):  # NaN passes through to the result
+            raise ValueError(
+                "`logits` with from_logits=False must hold probabilities in [0, 1]; got "
+                f"{_first_values(p, ok | (p != p), xp)}."
+            )
+        return p
+    return xp.where(ok | (p != p), p, xp.full_like(p, float("nan")))
+
+
+def _first_values(values: Array, ok: Array, xp: ModuleType, count: int = 5) -> str:
+    """The first few entries of ``values`` where ``ok`` is False (host arrays only)."""
+    bad = xp.reshape(values, (-1,))[~xp.reshape(xp.broadcast_to(ok, values.shape), (-1,))]
+    n = int(bad.shape[0])
+    shown = ", ".join(repr(float(v)) for v in bad[: min(count, n)])
+    return shown + (", ..." if n > count else "")
 
 
 def check_options(
@@ -238,9 +276,21 @@ def check_options(
     return check_unit_interval(label_smoothing, "label_smoothing")
 
 
-def compute_dtype(xp: ModuleType, dtype: Any) -> Any:
-    """Half-precision inputs are computed in float32 and cast back at the end."""
-    # str() of a dtype: "float16", "torch.bfloat16", "dtype('float16')" ...
-    if "float16" in str(dtype):
+def compute_dtype(xp: ModuleType, dtype: Any, x: Array) -> Any:
+    """The dtype the loss is computed in.
+
+    float16 is computed in float32 (its whole range, 65504, is tiny for float32).
+    bfloat16 shares float32's exponent range, so a logit difference such as
+    ``max - (-max)`` overflows float32; it is computed in float64 where the backend
+    has it (PyTorch off MPS, JAX with x64 enabled) and in float32 otherwise.
+    """
+    name = str(dtype)
+    if "bfloat16" in name:
+        if is_torch_namespace(xp):
+            return xp.float32 if x.device.type == "mps" else xp.float64
+        if is_jax_namespace(xp):
+            return default_dtype(xp)  # float64 only when x64 is enabled
+        return xp.float32
+    if "float16" in name:
         return xp.float32
     return dtype

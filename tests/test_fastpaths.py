@@ -146,6 +146,26 @@ def test_sigmoid_focal_values(xp, backend, device, blockwise_calls, dtype, reduc
 
 
 @fast_backends_only
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize("options", FOCAL_OPTIONS, ids=FOCAL_IDS)
+def test_sigmoid_focal_eager_form_equals_the_formula(xp, device, dtype, options):
+    """The host blocks' arrangement (one exp, no where) against the formula, per element."""
+    from arraylosses._binary import sigmoid_focal_eager, sigmoid_focal_elementwise
+
+    rng = np.random.default_rng(13)
+    x = to_xp(xp, device, logits_np(rng, (400,)), dtype)
+    y_np = sigmoid_targets(rng, (400,), "soft")
+    y_np[::3] = np.round(y_np[::3])
+    y = to_xp(xp, device, y_np, dtype)
+    alpha = options.get("alpha", 0.25)
+    gamma = options.get("gamma", 2.0)
+    got = sigmoid_focal_eager(x, y, alpha, gamma, xp)
+    want = sigmoid_focal_elementwise(x, y, alpha, gamma, xp)
+    tiny = 1e-300 if dtype == "float64" else 1e-37
+    assert_close(got, want, rtol=4 * RTOL[dtype], atol=tiny)
+
+
+@fast_backends_only
 @pytest.mark.usefixtures("small_blocks")
 @pytest.mark.parametrize("kind", ["hard", "bool", "int"])
 def test_sigmoid_focal_target_dtypes(xp, device, kind):
