@@ -355,6 +355,7 @@ def sigmoid_focal_loss(
     xp, x, y = inputs.xp, inputs.x, inputs.y
     g = check_gamma(gamma, xp, x)
     a = None if alpha is None else check_unit_interval(alpha, "alpha")
+    values_only = inputs.from_logits and _fastpaths.values_only(xp)
     if inputs.from_logits and inputs.reduction != "none" and isinstance(g, float):
         reduced = _fastpaths.reduced_elementwise(
             partial(sigmoid_focal_eager, alpha=a, gamma=g, xp=xp),
@@ -366,5 +367,8 @@ def sigmoid_focal_loss(
         )
         if reduced is not None:
             return inputs.cast(reduced)
-    loss = sigmoid_focal_elementwise(x, y, a, g, xp, inputs.from_logits)
+    if values_only:  # no autodiff on this library: the eager arrangement
+        loss = sigmoid_focal_eager(x, y, a, g, xp)
+    else:
+        loss = sigmoid_focal_elementwise(x, y, a, g, xp, inputs.from_logits)
     return inputs.finish(loss)

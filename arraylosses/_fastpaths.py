@@ -4,9 +4,10 @@ The pure path (the loss formula applied to whole arrays, reduced with ``xp.sum``
 the definition; every fast path here computes the same numbers behind the same
 contract and is tested against it in ``tests/test_fastpaths.py``:
 
-- reduced elementwise losses on eager host arrays (NumPy, array-api-strict) are
-  evaluated block by block (:func:`~._reduction.blockwise_sum`), in a form of the
-  formula arranged for eager evaluation (one ``exp``, one ``log1p``, no ``where``);
+- on libraries without autodiff (NumPy, array-api-strict) the sigmoid focal loss is
+  evaluated in a form arranged for eager evaluation (one ``exp``, one ``log1p``, no
+  ``where``), and reduced losses of large arrays block by block
+  (:func:`~._reduction.blockwise_sum`);
 - on eager PyTorch they go through one autograd function whose forward pass runs a
   fused block kernel that also computes the analytic gradient (``_torch_autograd``);
 - cross-entropy of eager CPU tensors is PyTorch's own fused kernel, called after the
@@ -88,6 +89,13 @@ def in_torch_forward_ad() -> bool:
     return level >= 0
 
 
+def values_only(xp: ModuleType) -> bool:
+    """True for libraries without automatic differentiation whose arrays are computed
+    eagerly (NumPy, array-api-strict): there a loss may be evaluated in a form whose
+    derivative is not exact, for speed."""
+    return ENABLED and (is_numpy_namespace(xp) or is_array_api_strict_namespace(xp))
+
+
 def reduced_elementwise(
     loss: Callable[[Array, Array], Array],
     torch_kernel: Callable[[], Any],
@@ -118,7 +126,7 @@ def reduced_elementwise(
         # Blocks pay on CPU (cache, heap); elsewhere one block is one kernel launch each.
         block = BLOCK if x.device.type == "cpu" else n
         return reduced_loss(torch_kernel(), x, y, n if reduction == "mean" else 1, block)
-    if n < MIN_BLOCKWISE or not (is_numpy_namespace(xp) or is_array_api_strict_namespace(xp)):
+    if n < MIN_BLOCKWISE or not values_only(xp):
         return None
     total = blockwise_sum(loss, (x, y), xp, BLOCK)
     return total / n if reduction == "mean" else total

@@ -132,17 +132,52 @@ FOCAL_IDS = [",".join(f"{k}={v}" for k, v in o.items()) or "defaults" for o in F
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
 @pytest.mark.parametrize("reduction", ["mean", "sum"])
 @pytest.mark.parametrize("options", FOCAL_OPTIONS, ids=FOCAL_IDS)
-def test_sigmoid_focal_values(xp, backend, device, blockwise_calls, dtype, reduction, options):
+def test_sigmoid_focal_values(
+    xp, backend, device, monkeypatch, blockwise_calls, dtype, reduction, options
+):
+    """Reduced losses: blockwise on host arrays, the PyTorch block kernel on torch."""
+    if backend == "torch":
+        from arraylosses import _torch_autograd
+
+        original = _torch_autograd._blocks
+
+        def spy(*args: Any) -> Any:
+            blockwise_calls.append(1)
+            return original(*args)
+
+        monkeypatch.setattr(_torch_autograd, "_blocks", spy)
     rng = np.random.default_rng(0)
     x = to_xp(xp, device, logits_np(rng, (37, 11)), dtype)
     y = to_xp(xp, device, sigmoid_targets(rng, (37, 11), "soft"), dtype)
     got = al.sigmoid_focal_loss(x, y, reduction=reduction, **options)
     want = pure(al.sigmoid_focal_loss, x, y, reduction=reduction, **options)
     assert_close(got, want, rtol=RTOL[dtype], atol=0)
-    if backend == "torch":
-        assert type(got.grad_fn).__name__ != "NoneType" or not x.requires_grad
-    else:
-        assert blockwise_calls, "the blockwise path was not taken"
+    assert blockwise_calls, "the fast path was not taken"
+
+
+@fast_backends_only
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize("options", FOCAL_OPTIONS, ids=FOCAL_IDS)
+def test_sigmoid_focal_values_none_and_broadcast(xp, device, dtype, options):
+    """Per-element results (on host arrays: the eager arrangement), broadcast targets
+    and per-sample gamma arrays against the pure path."""
+    rng = np.random.default_rng(14)
+    x = to_xp(xp, device, logits_np(rng, (37, 11)), dtype)
+    y = to_xp(xp, device, sigmoid_targets(rng, (37, 11), "soft"), dtype)
+    row = to_xp(xp, device, sigmoid_targets(rng, (1, 11), "hard"), dtype)
+    calls = [
+        ((x, y), {"reduction": "none"}),
+        ((x, row), {"reduction": "mean"}),
+        ((x, row), {"reduction": "none"}),
+    ]
+    if "gamma" not in options:
+        gamma = to_xp(xp, device, rng.uniform(0.0, 3.0, size=(37, 1)), dtype)
+        calls.append(((x, y), {"reduction": "sum", "gamma": gamma}))
+    for args, kwargs in calls:
+        got = al.sigmoid_focal_loss(*args, **options, **kwargs)
+        want = pure(al.sigmoid_focal_loss, *args, **options, **kwargs)
+        tiny = 1e-300 if dtype == "float64" else 1e-37
+        assert_close(got, want, rtol=4 * RTOL[dtype], atol=tiny)
 
 
 @fast_backends_only
