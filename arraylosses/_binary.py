@@ -268,10 +268,8 @@ def sigmoid_focal_gradient(
 
 
 def _torch_sigmoid_focal_blocks(alpha: float | None, gamma: float) -> Any:
-    """The PyTorch block kernel of the sigmoid focal loss (imports torch code lazily)."""
-    from ._torch_autograd import SigmoidFocalBlocks
-
-    return SigmoidFocalBlocks(alpha, gamma)
+    """The PyTorch block kernel of the sigmoid focal loss (torch code, loaded lazily)."""
+    return _fastpaths._torch_autograd().SigmoidFocalBlocks(alpha, gamma)
 
 
 def sigmoid_focal_loss(

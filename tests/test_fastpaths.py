@@ -48,9 +48,9 @@ def torch_only(fn: Any) -> Any:
 
 @pytest.fixture
 def small_blocks(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Blocks of 64 elements from 128 on: blockwise loops run on test-sized arrays."""
-    monkeypatch.setattr(_fastpaths, "BLOCK", 64)
-    monkeypatch.setattr(_fastpaths, "MIN_BLOCKWISE", 128)
+    """Blocks of 64 elements: blockwise loops run on test-sized arrays."""
+    monkeypatch.setattr(_fastpaths, "HOST_BLOCK_BYTES", 64 * 8)  # 64 float64 values
+    monkeypatch.setattr(_fastpaths, "TORCH_BLOCK", 64)
 
 
 @pytest.fixture
@@ -224,11 +224,10 @@ def test_sigmoid_focal_nan_propagates(xp, device):
 
 @fast_backends_only
 def test_sigmoid_focal_not_blockwise_where_it_does_not_apply(xp, backend, device, blockwise_calls):
-    """Small inputs, "none", broadcast targets and array gamma stay on the pure path."""
+    """ "none", broadcast targets and array gamma are not blockwise reductions."""
     rng = np.random.default_rng(3)
     x = to_xp(xp, device, logits_np(rng, (8, 5)))
     y = to_xp(xp, device, sigmoid_targets(rng, (8, 5), "hard"))
-    al.sigmoid_focal_loss(x, y)
     al.sigmoid_focal_loss(x, y[:1, ...])
     al.sigmoid_focal_loss(x, y, gamma=to_xp(xp, device, np.full((8, 1), 2.0)))
     al.sigmoid_focal_loss(x, y, reduction="none")
@@ -241,7 +240,7 @@ def test_numpy_peak_memory_is_a_few_blocks(xp, backend):
     if backend != "numpy":
         pytest.skip("tracemalloc sees NumPy's allocations only")
     rng = np.random.default_rng(4)
-    n = 8 * _fastpaths.MIN_BLOCKWISE
+    n = 64 * _fastpaths.HOST_BLOCK_BYTES // 4
     x = xp.asarray(rng.standard_normal(n, dtype=np.float32))
     y = xp.asarray((rng.uniform(size=n) < 0.01).astype(np.float32))
     tracemalloc.start()
