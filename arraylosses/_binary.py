@@ -272,6 +272,19 @@ def _torch_sigmoid_focal_blocks(alpha: float | None, gamma: float) -> Any:
     return _fastpaths._torch_autograd().SigmoidFocalBlocks(alpha, gamma)
 
 
+def _numpy_sigmoid_focal_sum(alpha: float | None, gamma: float) -> Any:
+    """The NumPy kernel of the reduced loss (integer gamma up to 8), or None."""
+    if not (gamma.is_integer() and 0.0 <= gamma <= 8.0):
+        return None
+
+    def kernel(x: Array, y: Array, block: int) -> Array:
+        from ._numpy_blocks import sigmoid_focal_sum
+
+        return sigmoid_focal_sum(x, y, alpha, int(gamma), block)
+
+    return kernel
+
+
 def sigmoid_focal_loss(
     logits: Array,
     targets: Array,
@@ -362,6 +375,7 @@ def sigmoid_focal_loss(
             y,
             inputs.reduction,
             xp,
+            _numpy_sigmoid_focal_sum(a, g),
         )
         if reduced is not None:
             return inputs.cast(reduced)

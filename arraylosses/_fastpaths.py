@@ -6,8 +6,8 @@ contract and is tested against it in ``tests/test_fastpaths.py``:
 
 - on libraries without autodiff (NumPy, array-api-strict) the sigmoid focal loss is
   evaluated in a form arranged for eager evaluation (one ``exp``, one ``log1p``, no
-  ``where``), and reduced losses of large arrays block by block
-  (:func:`~._reduction.blockwise_sum`);
+  ``where``), and reduced losses block by block (:func:`~._reduction.blockwise_sum`;
+  on NumPy a kernel writing into reused buffers, ``_numpy_blocks``);
 - on eager PyTorch they go through one autograd function whose forward pass runs a
   fused block kernel that also computes the analytic gradient (``_torch_autograd``);
 - cross-entropy of eager CPU tensors is PyTorch's own fused kernel, called after the
@@ -104,13 +104,16 @@ def reduced_elementwise(
     y: Array,
     reduction: str,
     xp: ModuleType,
+    numpy_sum: Callable[[Array, Array, int], Array] | None = None,
 ) -> Array | None:
     """``sum`` or ``mean`` of ``loss(x, y)`` by a fast path, or None if none applies.
 
     ``loss`` is the elementwise formula (evaluated blockwise on host arrays);
     ``torch_kernel()`` makes the PyTorch block kernel (see ``_torch_autograd``) that
-    eager PyTorch runs instead. ``x`` and ``y`` must have one shape and ``y`` must not
-    need a gradient; otherwise the caller's pure path runs.
+    eager PyTorch runs instead, and ``numpy_sum(x, y, block)``, where given, is a NumPy
+    kernel for the whole blockwise sum (see ``_numpy_blocks``). ``x`` and ``y`` must
+    have one shape and ``y`` must not need a gradient; otherwise the caller's pure
+    path runs.
     """
     if not ENABLED or tuple(y.shape) != tuple(x.shape):
         return None
@@ -128,7 +131,10 @@ def reduced_elementwise(
     if n == 0:
         return None
     block = max(1, HOST_BLOCK_BYTES // (xp.finfo(x.dtype).bits // 8))
-    total = blockwise_sum(loss, (x, y), xp, block)
+    if numpy_sum is not None and is_numpy_namespace(xp):
+        total = numpy_sum(x, y, block)
+    else:
+        total = blockwise_sum(loss, (x, y), xp, block)
     return total / n if reduction == "mean" else total
 
 

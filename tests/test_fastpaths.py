@@ -55,15 +55,23 @@ def small_blocks(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.fixture
 def blockwise_calls(monkeypatch: pytest.MonkeyPatch) -> list[int]:
-    """Counts the host-array blockwise reductions the fast paths run."""
+    """Counts the host-array blockwise reductions the fast paths run (generic, or the
+    NumPy kernel)."""
+    from arraylosses import _numpy_blocks
+
     calls: list[int] = []
-    original = _fastpaths.blockwise_sum
 
-    def spy(*args: Any, **kwargs: Any) -> Any:
-        calls.append(1)
-        return original(*args, **kwargs)
+    def spy_on(module: Any, name: str) -> None:
+        original = getattr(module, name)
 
-    monkeypatch.setattr(_fastpaths, "blockwise_sum", spy)
+        def spy(*args: Any, **kwargs: Any) -> Any:
+            calls.append(1)
+            return original(*args, **kwargs)
+
+        monkeypatch.setattr(module, name, spy)
+
+    spy_on(_fastpaths, "blockwise_sum")
+    spy_on(_numpy_blocks, "sigmoid_focal_sum")
     return calls
 
 
@@ -232,6 +240,30 @@ def test_sigmoid_focal_not_blockwise_where_it_does_not_apply(xp, backend, device
     al.sigmoid_focal_loss(x, y, gamma=to_xp(xp, device, np.full((8, 1), 2.0)))
     al.sigmoid_focal_loss(x, y, reduction="none")
     assert not blockwise_calls
+
+
+@fast_backends_only
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize("alpha", [None, 0.25, 1.0])
+@pytest.mark.parametrize("gamma", [0, 1, 2, 3, 8])
+def test_numpy_block_kernel_against_the_formula(xp, backend, dtype, alpha, gamma):
+    """The NumPy kernel (buffers reused across ragged blocks) against the formula."""
+    if backend != "numpy":
+        pytest.skip("a NumPy kernel")
+    from arraylosses._binary import sigmoid_focal_elementwise
+    from arraylosses._numpy_blocks import sigmoid_focal_sum
+
+    rng = np.random.default_rng(15)
+    x = xp.asarray(logits_np(rng, (1000,)).astype(dtype))
+    y_np = sigmoid_targets(rng, (1000,), "soft")
+    y_np[::2] = np.round(y_np[::2])
+    y = xp.asarray(y_np.astype(dtype))
+    want = xp.sum(sigmoid_focal_elementwise(x, y, alpha, float(gamma), xp))
+    for block in (1000, 128, 37):
+        got = sigmoid_focal_sum(x, y, alpha, gamma, block)
+        assert_close(got, want, rtol=4 * RTOL[dtype], atol=0)
+    x[7] = np.nan
+    assert np.isnan(sigmoid_focal_sum(x, y, alpha, gamma, 128))
 
 
 @fast_backends_only
