@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from ._compat import quiet_overflow
 from ._primitives import clamped_log, log_sigmoid_pair, modulating_factor
 from ._reduction import as_result, reduce_loss
 from ._smoothing import smoothing_coefficients
@@ -73,6 +74,7 @@ class _BinaryInputs:
         return as_result(reduce_loss(loss, self.reduction, self.xp), self.out_dtype, self.xp)
 
 
+@quiet_overflow
 def binary_cross_entropy(
     logits: Array,
     targets: Array,
@@ -157,6 +159,7 @@ def binary_cross_entropy(
     return inputs.finish(loss)
 
 
+@quiet_overflow
 def sigmoid_focal_loss(
     logits: Array,
     targets: Array,
