@@ -105,7 +105,8 @@ def lint(session: nox.Session) -> None:
 @nox.session
 def typecheck(session: nox.Session) -> None:
     """mypy, strict on the package."""
-    session.install("mypy>=1.10", "-e", ".")
+    # numpy and array-api-strict give the self-check's optional imports their types.
+    session.install("mypy>=1.10", "-e", ".", "numpy>=1.26", "array-api-strict>=2.3")
     session.run("mypy")
 
 

@@ -7,6 +7,7 @@ from types import ModuleType
 from typing import Any
 
 from . import _fastpaths
+from ._compat import quiet_overflow
 from ._primitives import (
     clamped_log,
     log_sigmoid_pair,
@@ -86,6 +87,7 @@ class _BinaryInputs:
         return self.cast(reduce_loss(loss, self.reduction, self.xp))
 
 
+@quiet_overflow
 def binary_cross_entropy(
     logits: Array,
     targets: Array,
@@ -285,6 +287,7 @@ def _numpy_sigmoid_focal_sum(alpha: float | None, gamma: float) -> Any:
     return kernel
 
 
+@quiet_overflow
 def sigmoid_focal_loss(
     logits: Array,
     targets: Array,

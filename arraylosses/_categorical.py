@@ -12,6 +12,7 @@ from ._compat import (
     is_dask_namespace,
     is_torch_namespace,
     is_torch_tensor,
+    quiet_overflow,
 )
 from ._primitives import clamped_log, log_softmax, modulating_factor
 from ._reduction import as_result, nan_where_invalid, reduce_loss
@@ -185,6 +186,7 @@ class _SoftmaxInputs:
         return as_result(reduce_loss(loss, self.reduction, xp, denominator), self.out_dtype, xp)
 
 
+@quiet_overflow
 def cross_entropy(
     logits: Array,
     targets: Array,
@@ -303,6 +305,7 @@ def cross_entropy(
     return inputs.finish(loss, denominator)
 
 
+@quiet_overflow
 def softmax_focal_loss(
     logits: Array,
     targets: Array,

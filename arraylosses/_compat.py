@@ -8,9 +8,11 @@ but this file.
 
 from __future__ import annotations
 
+import functools
 import sys
+from collections.abc import Callable
 from types import ModuleType
-from typing import Any
+from typing import Any, TypeVar
 
 try:  # a vendoring project may ship its own copy next to ours
     from .._array_api_compat_vendor import (  # type: ignore[import-not-found]
@@ -54,6 +56,7 @@ __all__ = [
     "is_torch_tensor",
     "namespace_kind",
     "one_hot",
+    "quiet_overflow",
 ]
 
 # array_namespace() inspects the type of its argument on every call; a loss is called
@@ -142,3 +145,27 @@ def is_dask_namespace(xp: ModuleType) -> bool:
 
 def is_array_api_strict_namespace(xp: ModuleType) -> bool:
     return namespace_kind(xp) == "array_api_strict"
+
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def quiet_overflow(func: F) -> F:
+    """Run ``func`` with NumPy's overflow warning silenced when its first argument is a
+    NumPy array.
+
+    A loss whose true value exceeds the dtype's range (logits spanning more than
+    ``finfo.max``) saturates to ``inf``, the right limit; the contract promises no
+    RuntimeWarning for finite input. Invalid operations (NaN) are not silenced, and are
+    avoided by construction.
+    """
+
+    @functools.wraps(func)
+    def wrapper(first: Any, /, *args: Any, **kwargs: Any) -> Any:
+        if type(first).__module__ == "numpy":
+            np = sys.modules["numpy"]
+            with np.errstate(over="ignore"):
+                return func(first, *args, **kwargs)
+        return func(first, *args, **kwargs)
+
+    return wrapper  # type: ignore[return-value]

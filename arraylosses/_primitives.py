@@ -11,7 +11,7 @@ from __future__ import annotations
 from types import ModuleType
 from typing import Any
 
-from ._compat import is_jax_namespace, is_torch_namespace
+from ._compat import is_jax_namespace, is_numpy_namespace, is_torch_namespace
 
 Array = Any
 
@@ -82,7 +82,13 @@ def log_softmax(x: Array, axis: int, xp: ModuleType) -> Array:
         # Nothing to shift, and a max over an empty block raises on Dask.
         return x - xp.log(xp.sum(xp.exp(x), axis=axis, keepdims=True))
     shifted = x - xp.max(x, axis=axis, keepdims=True)
-    return shifted - xp.log(xp.sum(xp.exp(shifted), axis=axis, keepdims=True))
+    log_p = shifted - xp.log(xp.sum(xp.exp(shifted), axis=axis, keepdims=True))
+    if is_numpy_namespace(xp):
+        # Logits spanning more than the dtype's range (-max - max) give -inf; keep it
+        # finite so that a zero target weight times it is 0, not NaN with a warning
+        # (the public functions silence NumPy's overflow warning, see quiet_overflow).
+        log_p = xp.clip(log_p, min=-float(xp.finfo(log_p.dtype).max))
+    return log_p
 
 
 def _integer_power(base: Array, n: int) -> Array:
