@@ -66,9 +66,10 @@ def main(argv: list[str] | None = None) -> int:
     print()
     print(report.terminal_table(rows))
     method = (
-        f"each side warmed up {WARMUP}×, then timed in {args.repeats} interleaved repeats "
-        f"(3× as many for calls under 50 ms, each repeat then looping the call "
-        f"for about 50 ms); the table shows the minimum seconds per call. 1-minute load "
+        f"each side warmed up {WARMUP}×, then timed in {args.repeats} interleaved repeats, "
+        f"the sides taking turns to go first (3× as many repeats for calls under 50 ms, "
+        f"each repeat then looping both sides' calls the same number of times, about "
+        f"50 ms); the table shows the minimum seconds per call. 1-minute load "
         f"average {load_before[0]:.2f} before, {load_after[0]:.2f} after; "
         f"{elapsed:.0f} s in all."
     )

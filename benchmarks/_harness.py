@@ -86,20 +86,27 @@ def interleaved(
     """Minimum seconds per call of each, over interleaved repeats after a warm-up.
 
     Each callable must finish its work before returning (``block_until_ready`` on
-    JAX). Tiny calls are repeated within a timed repeat so the clock resolves them.
+    JAX). Tiny calls are repeated within a timed repeat so the clock resolves them;
+    the sides take turns going first.
     """
     for _ in range(WARMUP):
         ours()
         theirs()
-    n_ours, n_theirs = _calls_per_repeat(ours), _calls_per_repeat(theirs)
+    # One count for both sides, and alternating order: two sides that allocate alike
+    # then meet the allocator (heap or fresh mmap) in the same states.
+    number = min(_calls_per_repeat(ours), _calls_per_repeat(theirs))
     best_ours = best_theirs = float("inf")
-    repeats = settings.repeats if min(n_ours, n_theirs) == 1 else 3 * settings.repeats
+    repeats = settings.repeats if number == 1 else 3 * settings.repeats
     gc.collect()
     gc.disable()  # a collection inside one side's repeat is noise, not its cost
     try:
-        for _ in range(repeats):
-            best_ours = min(best_ours, _time(ours, n_ours))
-            best_theirs = min(best_theirs, _time(theirs, n_theirs))
+        for i in range(repeats):
+            if i % 2:
+                best_theirs = min(best_theirs, _time(theirs, number))
+                best_ours = min(best_ours, _time(ours, number))
+            else:
+                best_ours = min(best_ours, _time(ours, number))
+                best_theirs = min(best_theirs, _time(theirs, number))
     finally:
         gc.enable()
     return best_ours, best_theirs
