@@ -4,8 +4,9 @@
 same inputs, interleaved (ours, peer, ours, peer, ...) so that load on a shared machine
 hits both sides alike, and keeps the minimum over at least five repeats after a
 warm-up. It prints a table of times and ratios (arraylosses / peer) and writes it to
-``benchmarks/results/``: ``cpu.md`` (the table), ``cpu.png`` (the ratios against their
-targets), ``scaling.png`` (time against batch size) and ``README-section.md``.
+``benchmarks/results/``: ``cpu.md`` (the table), ``cpu.json`` (the same numbers, raw),
+``cpu.png`` (the ratios against their targets), ``scaling.png`` (time against batch
+size) and ``README-section.md``.
 
 Cases (one module each):
 

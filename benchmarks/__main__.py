@@ -37,7 +37,7 @@ def main(argv: list[str] | None = None) -> int:
         "--out",
         type=Path,
         default=Path(__file__).parent / "results",
-        help="where to write cpu.md, cpu.png, scaling.png and README-section.md",
+        help="where to write cpu.md, cpu.json, cpu.png, scaling.png and README-section.md",
     )
     args = parser.parse_args(argv)
     if args.repeats < 5:
@@ -77,7 +77,7 @@ def main(argv: list[str] | None = None) -> int:
         method += " QUICK RUN: small inputs, not representative."
     command = "python -m benchmarks" + (" --quick" if args.quick else "")
     report.write(rows, series, args.out, info, method, command)
-    print(f"\nwrote {args.out}/cpu.md, cpu.png, scaling.png, README-section.md ({elapsed:.0f} s)")
+    print(f"\nwrote {args.out}/: cpu.md, cpu.json, cpu.png, scaling.png, README-section.md")
     missed = [r for r in rows if r.met is False]
     for r in missed:
         print(f"target not met: {r.case}, {r.backend} {r.measure}: {r.ratio:.2f}× > {r.target}")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import os
 import platform
 import sys
@@ -48,6 +50,10 @@ def machine() -> dict[str, str]:
     }
 
 
+def fmt_ratio(ratio: float) -> str:
+    return f"{ratio:.2f}×" if ratio >= 0.1 else f"{ratio:.2g}×"
+
+
 def cells(row: Row) -> tuple[str, ...]:
     return (
         row.case,
@@ -56,7 +62,7 @@ def cells(row: Row) -> tuple[str, ...]:
         row.peer,
         row.show(row.ours),
         row.show(row.theirs),
-        f"{row.ratio:.2f}×",
+        fmt_ratio(row.ratio),
         f"{row.target_text} {row.verdict}".strip(),
     )
 
@@ -104,7 +110,7 @@ def ratio_chart(rows: list[Row], path: Path) -> None:
     ys = range(len(rows))[::-1]
     ax.barh(list(ys), values, color=colors)
     for y, r in zip(ys, rows, strict=True):
-        ax.text(r.ratio * 1.03, y, f"{r.ratio:.2f}×", va="center", fontsize=8)
+        ax.text(r.ratio * 1.03, y, fmt_ratio(r.ratio), va="center", fontsize=8)
         if r.target is not None:
             # a bound on ours alone (memory) is a bound of target / theirs on the ratio
             bound = r.target if r.target_on == "ratio" else r.target / r.theirs
@@ -183,6 +189,14 @@ def write(
             "![scaling](scaling.png)",
         ]
     (out / "cpu.md").write_text("\n".join(body) + "\n")
+    raw = {
+        "machine": info,
+        "method": method,
+        "command": command,
+        "rows": [dataclasses.asdict(r) | {"ratio": r.ratio, "met": r.met} for r in rows],
+        "scaling": [dataclasses.asdict(s) for s in series],
+    }
+    (out / "cpu.json").write_text(json.dumps(raw, indent=1, ensure_ascii=False) + "\n")
     ratio_chart(rows, out / "cpu.png")
     if series:
         scaling_chart(series, out / "scaling.png")
