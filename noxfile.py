@@ -105,8 +105,9 @@ def lint(session: nox.Session) -> None:
 @nox.session
 def typecheck(session: nox.Session) -> None:
     """mypy, strict on the package."""
-    # numpy and array-api-strict give the self-check's optional imports their types.
-    session.install("mypy>=1.10", "-e", ".", "numpy>=1.26", "array-api-strict>=2.3")
+    # numpy, array-api-strict and torch give the optional imports (self-check, the
+    # torch autograd function) their types, as in a development environment.
+    session.install("mypy>=1.10", "-e", ".", "numpy>=1.26", "array-api-strict>=2.3", TORCH)
     session.run("mypy")
 
 
