@@ -12,22 +12,31 @@ packages. The package metadata itself stays permissive (``torch>=2.4``).
 
 from __future__ import annotations
 
+import ast
 import os
 import shutil
 from pathlib import Path
 
 import nox
 
+
+def _backends() -> tuple[str, ...]:
+    """The one list of backends, read from ``arraylosses/testing/_backends.py``
+    without importing the package (nox runs outside its environments)."""
+    source = Path(__file__).resolve().parent / "arraylosses" / "testing" / "_backends.py"
+    for node in ast.parse(source.read_text()).body:
+        if isinstance(node, ast.Assign) and ast.unparse(node.targets[0]) == "BACKENDS":
+            return tuple(ast.literal_eval(node.value))
+    raise RuntimeError(f"no BACKENDS in {source}")
+
+
+BACKENDS = _backends()
+
 nox.options.default_venv_backend = "venv"
 nox.options.reuse_existing_virtualenvs = True
 nox.options.error_on_missing_interpreters = False
 nox.options.sessions = [
-    "tests-numpy",
-    "tests-array_api_strict",
-    "tests-torch",
-    "tests-jax",
-    "tests-dask",
-    "tests-cupy",
+    *(f"tests-{backend}" for backend in BACKENDS),
     "lint",
     "typecheck",
     "doctest",
@@ -57,6 +66,8 @@ BACKEND_DEPS: dict[str, list[str]] = {
     "dask": ["dask[array]", *EXAMPLE_DEPS],
     "cupy": ["cupy-cuda12x"],
 }
+if set(BACKEND_DEPS) != set(BACKENDS):
+    raise RuntimeError(f"noxfile: BACKEND_DEPS {sorted(BACKEND_DEPS)} != BACKENDS {BACKENDS}")
 
 
 def _has_nvidia_gpu() -> bool:
@@ -90,16 +101,17 @@ def _make_test_session(backend: str) -> None:
     nox.session(name=name)(session_func)
 
 
-for _backend in BACKEND_DEPS:
+for _backend in BACKENDS:
     _make_test_session(_backend)
 
 
 @nox.session
 def lint(session: nox.Session) -> None:
-    """ruff: lint and formatting check."""
+    """ruff (lint and formatting check) and the control-character check of every source."""
     session.install("ruff>=0.6")
     session.run("ruff", "check", ".")
     session.run("ruff", "format", "--check", ".")
+    session.run("python", "tools/check_sources.py")
 
 
 @nox.session

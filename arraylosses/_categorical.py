@@ -1,189 +1,23 @@
-"""Softmax losses: cross-entropy and softmax focal loss."""
+"""Softmax losses: cross-entropy and softmax focal loss.
+
+Each public function reads top to bottom: validate once (``SoftmaxInputs``), delegate
+where the backend has a native path, otherwise the definition (``_elementwise``) and
+the reduction.
+"""
 
 from __future__ import annotations
 
 import numbers
-from types import ModuleType
-from typing import Any
 
-from . import _fastpaths
-from ._compat import (
-    is_array_api_strict_namespace,
-    is_dask_namespace,
-    is_torch_namespace,
-    is_torch_tensor,
-    quiet_overflow,
+from ._backends import quiet_overflow
+from ._elementwise import (
+    cross_entropy_of_distribution,
+    cross_entropy_of_labels,
+    softmax_focal_terms,
 )
-from ._primitives import clamped_log, log_softmax, modulating_factor
-from ._reduction import as_result, nan_where_invalid, reduce_loss
-from ._smoothing import as_index_array, label_validity, one_hot_mask, smoothing_coefficients
-from ._validation import (
-    as_parameter_array,
-    check_alpha_array,
-    check_axis,
-    check_gamma,
-    check_ignore_index,
-    check_logits,
-    check_options,
-    check_per_class,
-    check_probabilities,
-    check_unit_interval,
-    compute_dtype,
-    is_eager_host,
-    namespace_of,
-)
-
-Array = Any
-
-
-def _has_take_along_axis(xp: ModuleType) -> bool:
-    if is_dask_namespace(xp):
-        return False
-    if is_array_api_strict_namespace(xp):
-        # the attribute exists but raises below API version 2024.12
-        return str(getattr(xp, "__array_api_version__", "0")) >= "2024.12"
-    return hasattr(xp, "take_along_axis")
-
-
-def take_class(values: Array, labels: Array, axis: int, xp: ModuleType) -> Array:
-    """``values`` at index ``labels`` along ``axis`` (which is removed).
-
-    ``labels`` must already be in range. Uses the namespace's gather where it has one;
-    Dask has none, and a comparison mask keeps it lazy.
-    """
-    index = xp.expand_dims(labels, axis=axis)
-    if is_torch_namespace(xp):
-        import torch
-
-        return torch.gather(values, axis, index.long()).squeeze(axis)
-    if _has_take_along_axis(xp):
-        return xp.squeeze(xp.take_along_axis(values, index, axis=axis), axis=axis)
-    mask = one_hot_mask(labels, values.shape[axis], axis, xp)
-    return xp.sum(xp.where(mask, values, xp.zeros_like(values)), axis=axis)
-
-
-def class_values(vector: Array, labels: Array, xp: ModuleType) -> Array:
-    """``vector[labels]`` for a per-class vector and in-range labels of any shape."""
-    flat = xp.take(vector, xp.reshape(labels, (-1,)), axis=0)
-    return xp.reshape(flat, tuple(labels.shape))
-
-
-def along_axis(vector: Array, axis: int, ndim: int, xp: ModuleType) -> Array:
-    """Reshape a per-class vector to broadcast along ``axis`` of an ``ndim`` array."""
-    shape = [1] * ndim
-    shape[axis] = vector.shape[0]
-    return xp.reshape(vector, tuple(shape))
-
-
-class _SoftmaxInputs:
-    """Validated inputs of a softmax loss: logits in compute dtype, targets split by kind.
-
-    Integer targets are class indices (``labels``); anything else is a distribution
-    along ``axis`` (``dist``).
-    """
-
-    def __init__(
-        self,
-        logits: Array,
-        targets: Array,
-        axis: object,
-        ignore_index: object,
-        label_smoothing: object,
-        smoothing: object,
-        from_logits: object,
-        reduction: object,
-    ) -> None:
-        xp = namespace_of([("logits", logits), ("targets", targets)])
-        check_logits(logits, xp)
-        eps = check_options(reduction, smoothing, label_smoothing, from_logits)
-        ax = check_axis(axis, logits.ndim)
-        ignore = check_ignore_index(ignore_index)
-        self.xp, self.axis = xp, ax
-        self.num_classes = k = int(logits.shape[ax])
-        self.out_dtype = logits.dtype
-        if k == 0:
-            raise ValueError(
-                f"`logits` has no classes: axis {ax} of shape {tuple(logits.shape)} is empty."
-            )
-        dtype = compute_dtype(xp, logits.dtype, logits)
-        x = logits if dtype == logits.dtype else xp.astype(logits, dtype)
-        self.x = x if from_logits else check_probabilities(x, xp)
-        # bfloat16 computed in float32 (no float64 on this backend): a logit gap of
-        # max - (-max) overflows to -inf, and 0 * -inf would be NaN; clip instead.
-        self.clip_log_probs = "bfloat16" in str(logits.dtype) and dtype == xp.float32
-        self.a, self.b = smoothing_coefficients(eps, k, str(smoothing))
-        self.from_logits = bool(from_logits)
-        self.reduction = str(reduction)
-        self.labels: Array | None = None
-        self.dist: Array | None = None
-        self.keep: Array | None = None  # labels neither ignored nor out of range
-        self.ignored: Array | None = None
-        self.valid: Array | None = None  # None, or False where a label was out of range
-        expected = tuple(logits.shape[:ax]) + tuple(logits.shape[ax + 1 :])
-        if xp.isdtype(targets.dtype, "integral"):
-            if tuple(targets.shape) != expected:
-                raise ValueError(
-                    f"integer `targets` (class indices) must have the shape of `logits` "
-                    f"without axis {ax}, {expected}; got {tuple(targets.shape)} "
-                    f"(`logits` has shape {tuple(logits.shape)})."
-                )
-            targets = as_index_array(targets, xp)
-            in_range = label_validity(targets, k, ignore, xp, "targets")
-            keep, acceptable = in_range, in_range
-            if ignore is not None:
-                self.ignored = targets == ignore
-                keep = in_range & ~self.ignored
-                acceptable = in_range | self.ignored
-            self.keep = keep
-            # On host arrays label_validity has already raised for bad labels; elsewhere
-            # their elements become NaN.
-            self.valid = None if is_eager_host(targets, xp) else acceptable
-            self.labels = xp.where(keep, targets, xp.zeros_like(targets))
-        else:
-            if ignore is not None:
-                raise ValueError(
-                    f"`ignore_index`={ignore} applies to integer class-index targets only; "
-                    f"`targets` has dtype {targets.dtype}."
-                )
-            if not (
-                xp.isdtype(targets.dtype, "real floating") or xp.isdtype(targets.dtype, "bool")
-            ):
-                raise TypeError(
-                    f"`targets` must be integer class indices or a real floating "
-                    f"distribution; got dtype {targets.dtype}."
-                )
-            if tuple(targets.shape) != tuple(logits.shape):
-                raise ValueError(
-                    f"`targets` as a distribution must have the shape of `logits` "
-                    f"{tuple(logits.shape)}; got {tuple(targets.shape)}."
-                )
-            q = xp.astype(targets, dtype)
-            self.dist = q if self.b == 0.0 else self.a * q + self.b
-
-    def log_probs(self) -> Array:
-        if not self.from_logits:
-            return clamped_log(self.x, self.xp)
-        log_p = log_softmax(self.x, self.axis, self.xp)
-        if self.clip_log_probs:
-            log_p = self.xp.clip(log_p, min=-float(self.xp.finfo(log_p.dtype).max))
-        return log_p
-
-    def per_class(self, value: object, name: str) -> Array:
-        arr = as_parameter_array(value, name, self.xp, self.x)
-        check_per_class(arr, name, self.num_classes)
-        return arr
-
-    def broadcast_class(self, vector: Array) -> Array:
-        return along_axis(vector, self.axis, self.x.ndim, self.xp)
-
-    def finish(self, loss: Array, denominator: Array | int | None = None) -> Array:
-        xp = self.xp
-        if self.ignored is not None:
-            loss = xp.where(self.ignored, xp.zeros_like(loss), loss)
-        loss = nan_where_invalid(loss, self.valid, xp)
-        if denominator is None and self.keep is not None and self.ignored is not None:
-            denominator = xp.sum(xp.astype(self.keep, loss.dtype))
-        return as_result(reduce_loss(loss, self.reduction, xp, denominator), self.out_dtype, xp)
+from ._inputs import SoftmaxInputs
+from ._typing import Array
+from ._validation import check_alpha_array, check_gamma, check_unit_interval
 
 
 @quiet_overflow
@@ -239,8 +73,11 @@ def cross_entropy(
     from_logits : bool, default True
         False: ``logits`` holds probabilities (log-probabilities clamped at -100).
     reduction : {"mean", "sum", "none"}, default "mean"
-        ``"none"``: the per-element loss; ``"sum"``: its sum; ``"mean"``: its mean
-        (see Returns for the denominator).
+        ``"none"``: the per-element loss; ``"sum"``: its sum; ``"mean"``: that sum
+        divided by PyTorch's denominator -- for integer targets the summed weight
+        ``sum_i w[y_i]`` of the targets that are not ignored (the number of them
+        without ``weight``), for distribution targets the number of elements without
+        the class axis.
 
     Returns
     -------
@@ -263,45 +100,33 @@ def cross_entropy(
     Szegedy et al., "Rethinking the Inception Architecture for Computer Vision",
     CVPR 2016 (label smoothing).
     """
-    if is_torch_tensor(logits):
-        out = _fastpaths.torch_cross_entropy(
-            logits,
-            targets,
-            axis,
-            weight,
-            ignore_index,
-            label_smoothing,
-            smoothing,
-            from_logits,
-            reduction,
-        )
-        if out is not None:
-            return out
-    inputs = _SoftmaxInputs(
+    inputs = SoftmaxInputs(
         logits, targets, axis, ignore_index, label_smoothing, smoothing, from_logits, reduction
     )
+    w = None if weight is None else inputs.per_class(weight, "weight")
+    out = inputs.backend.cross_entropy(inputs, w)  # delegate where possible
+    if out is not None:
+        return out
+    return cross_entropy_by_definition(inputs, w)
+
+
+def cross_entropy_by_definition(inputs: SoftmaxInputs, w: Array | None) -> Array:
+    """:func:`cross_entropy` of validated inputs by its definition, on any backend."""
     xp, ax = inputs.xp, inputs.axis
     log_p = inputs.log_probs()
-    w = None if weight is None else inputs.per_class(weight, "weight")
     if inputs.labels is None:
-        q = inputs.dist
-        if w is not None:
-            q = inputs.broadcast_class(w) * q
-        return inputs.finish(-xp.sum(q * log_p, axis=ax))
-    labels = inputs.labels
-    picked = take_class(log_p, labels, ax, xp)
-    denominator: Array | int | None = None
+        q = inputs.dist if w is None else inputs.broadcast_class(w) * inputs.dist
+        return inputs.finish(cross_entropy_of_distribution(log_p, q, ax, xp))
+    labels, _, _ = inputs.label_masks()
+    picked = inputs.take_class(log_p, labels)
     if w is None:
-        loss = -inputs.a * picked
-        if inputs.b != 0.0:
-            loss = loss - inputs.b * xp.sum(log_p, axis=ax)
-    else:
-        w_label = class_values(w, labels, xp)
-        loss = -inputs.a * w_label * picked
-        if inputs.b != 0.0:
-            loss = loss - inputs.b * xp.sum(inputs.broadcast_class(w) * log_p, axis=ax)
-        assert inputs.keep is not None
-        denominator = xp.sum(xp.where(inputs.keep, w_label, xp.zeros_like(w_label)))
+        row_sum = None if inputs.b == 0.0 else xp.sum(log_p, axis=ax)
+        return inputs.finish(cross_entropy_of_labels(picked, row_sum, inputs.a, inputs.b))
+    w_label = inputs.class_values(w, labels)
+    row_sum = None if inputs.b == 0.0 else xp.sum(inputs.broadcast_class(w) * log_p, axis=ax)
+    loss = cross_entropy_of_labels(picked, row_sum, inputs.a, inputs.b, w_label)
+    # PyTorch's rule: the mean divides by the summed weight of the kept labels.
+    denominator = xp.sum(xp.where(inputs.keep, w_label, xp.zeros_like(w_label)))
     return inputs.finish(loss, denominator)
 
 
@@ -350,7 +175,10 @@ def softmax_focal_loss(
     gamma : float or array, default 2.0
         Focusing parameter ``>= 0`` or an array broadcastable to ``logits``.
     axis : int, default -1
+        Class axis; PyTorch's ``(N, C, d1, ...)`` layout is ``axis=1``.
     ignore_index : int, optional
+        Integer targets equal to it contribute 0 and are left out of the mean
+        (integer targets only).
     label_smoothing : float, default 0.0
         Smoothing strength ``eps`` in ``[0, 1]``; 0 disables smoothing.
     smoothing : {"uniform", "others"}, default "uniform"
@@ -359,8 +187,9 @@ def softmax_focal_loss(
     from_logits : bool, default True
         False: ``logits`` holds probabilities (log-probabilities clamped at -100).
     reduction : {"mean", "sum", "none"}, default "mean"
-        ``"none"``: the per-element loss; ``"sum"``: its sum; ``"mean"``: its mean
-        (see Returns for the denominator).
+        ``"none"``: the per-element loss; ``"sum"``: its sum; ``"mean"``: that sum
+        divided by the number of elements that are not ignored (alpha never enters
+        the denominator).
 
     Returns
     -------
@@ -381,35 +210,38 @@ def softmax_focal_loss(
     Lin, Goyal, Girshick, He, Dollár, "Focal Loss for Dense Object Detection",
     ICCV 2017.
     """
-    inputs = _SoftmaxInputs(
+    inputs = SoftmaxInputs(
         logits, targets, axis, ignore_index, label_smoothing, smoothing, from_logits, reduction
     )
     xp, ax, x = inputs.xp, inputs.axis, inputs.x
-    g = check_gamma(gamma, xp, x)
+    g = check_gamma(gamma, xp, x, inputs.backend)
     if alpha is None or isinstance(alpha, numbers.Real):  # bool: refused below
         alpha_scalar = None if alpha is None else check_unit_interval(alpha, "alpha")
         alpha_vec = None
     else:
         alpha_scalar = None
-        alpha_vec = check_alpha_array(inputs.per_class(alpha, "alpha"), xp, x)
+        alpha_vec = check_alpha_array(inputs.per_class(alpha, "alpha"), xp, x, inputs.backend)
     log_p = inputs.log_probs()
-    labels = inputs.labels
-    if labels is None or inputs.b != 0.0 or not isinstance(g, float):
-        base = -xp.expm1(log_p) if inputs.from_logits else 1 - x
-        full = modulating_factor(base, g, xp) * log_p
+    if inputs.labels is None or inputs.b != 0.0 or not isinstance(g, float):
+        one_minus_p = -xp.expm1(log_p) if inputs.from_logits else 1 - x
+        terms = softmax_focal_terms(log_p, one_minus_p, g, xp)
         if alpha_vec is not None:
-            full = inputs.broadcast_class(alpha_vec) * full
-        if labels is None:
-            loss = -xp.sum(inputs.dist * full, axis=ax)
+            terms = inputs.broadcast_class(alpha_vec) * terms
+        if inputs.labels is None:
+            loss = cross_entropy_of_distribution(terms, inputs.dist, ax, xp)
         else:
-            loss = -(inputs.a * take_class(full, labels, ax, xp) + inputs.b * xp.sum(full, axis=ax))
+            labels, _, _ = inputs.label_masks()
+            picked = inputs.take_class(terms, labels)
+            row_sum = None if inputs.b == 0.0 else xp.sum(terms, axis=ax)
+            loss = cross_entropy_of_labels(picked, row_sum, inputs.a, inputs.b)
     else:
-        # Hard labels without smoothing: only the label's class contributes.
-        picked = take_class(log_p, labels, ax, xp)
-        base = -xp.expm1(picked) if inputs.from_logits else 1 - take_class(x, labels, ax, xp)
-        loss = -(modulating_factor(base, g, xp) * picked)
+        # Hard labels without smoothing: only the label's class term contributes.
+        labels, _, _ = inputs.label_masks()
+        picked = inputs.take_class(log_p, labels)
+        one_minus_p = -xp.expm1(picked) if inputs.from_logits else 1 - inputs.take_class(x, labels)
+        loss = -softmax_focal_terms(picked, one_minus_p, g, xp)
         if alpha_vec is not None:
-            loss = class_values(alpha_vec, labels, xp) * loss
+            loss = inputs.class_values(alpha_vec, labels) * loss
     if alpha_scalar is not None:
         loss = alpha_scalar * loss
     return inputs.finish(loss)

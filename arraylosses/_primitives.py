@@ -8,19 +8,14 @@ is one-sided at 0).
 
 from __future__ import annotations
 
-from types import ModuleType
-from typing import Any
-
-from ._compat import is_jax_namespace, is_numpy_namespace, is_torch_namespace
-
-Array = Any
+from ._typing import Array, Namespace
 
 # PyTorch's binary_cross_entropy clamps log-probabilities at -100 so that a probability
-# of exactly 0 or 1 gives a large finite loss; the contract follows it.
+# of exactly 0 or 1 gives a large finite loss; docs/contract.md follows it.
 LOG_PROB_FLOOR = -100.0
 
 
-def relu_halves(x: Array, xp: ModuleType) -> tuple[Array, Array]:
+def relu_halves(x: Array, xp: Namespace) -> tuple[Array, Array]:
     """Return ``(max(x, 0), min(x, 0))`` with exact, symmetric derivatives.
 
     Each branch is selected, not computed as ``0.5*x ± 0.5*|x|``: with the sum form
@@ -35,7 +30,7 @@ def relu_halves(x: Array, xp: ModuleType) -> tuple[Array, Array]:
     return xp.where(x > 0, x, at_zero), xp.where(x < 0, x, at_zero)
 
 
-def log_sigmoid_pair(x: Array, xp: ModuleType) -> tuple[Array, Array]:
+def log_sigmoid_pair(x: Array, xp: Namespace) -> tuple[Array, Array]:
     """Return ``(log sigmoid(x), log sigmoid(-x))`` from one ``exp`` and one ``log1p``.
 
     ``log sigmoid(x) = min(x, 0) - log1p(exp(-|x|))`` and
@@ -49,7 +44,7 @@ def log_sigmoid_pair(x: Array, xp: ModuleType) -> tuple[Array, Array]:
     return neg - softplus_tail, -pos - softplus_tail
 
 
-def clamped_log(p: Array, xp: ModuleType) -> Array:
+def clamped_log(p: Array, xp: Namespace) -> Array:
     """``max(log(p), -100)`` for probabilities, without a ``log(0)`` warning or NaN.
 
     The double ``where`` keeps ``log`` away from 0 so NumPy emits no divide warning and
@@ -63,35 +58,24 @@ def clamped_log(p: Array, xp: ModuleType) -> Array:
     return xp.where(positive, xp.clip(xp.log(safe), min=LOG_PROB_FLOOR), floor)
 
 
-def log_softmax(x: Array, axis: int, xp: ModuleType) -> Array:
+def log_softmax(x: Array, axis: int, xp: Namespace) -> Array:
     """``x - logsumexp(x, axis)``, shifted by the maximum for stability.
 
-    Torch and JAX have fused kernels with the same semantics; they are used when the
-    namespace is theirs. The shift makes the result invariant to adding a constant to
-    every logit, as long as the logits stay exactly representable.
+    The shift makes the result invariant to adding a constant to every logit, as long
+    as the logits stay exactly representable. Logits spanning more than the dtype's
+    range (``max - (-max)``) give ``-inf``; the result is clipped at ``-finfo.max`` so
+    that a zero target weight times it is 0, not NaN. (Backends with a fused kernel of
+    the same semantics use it instead: ``Backend.log_softmax``.)
     """
-    if is_torch_namespace(xp):
-        import torch
-
-        return torch.log_softmax(x, dim=axis)
-    if is_jax_namespace(xp):
-        import jax
-
-        return jax.nn.log_softmax(x, axis=axis)
     if 0 in x.shape:
         # Nothing to shift, and a max over an empty block raises on Dask.
         return x - xp.log(xp.sum(xp.exp(x), axis=axis, keepdims=True))
     shifted = x - xp.max(x, axis=axis, keepdims=True)
     log_p = shifted - xp.log(xp.sum(xp.exp(shifted), axis=axis, keepdims=True))
-    if is_numpy_namespace(xp):
-        # Logits spanning more than the dtype's range (-max - max) give -inf; keep it
-        # finite so that a zero target weight times it is 0, not NaN with a warning
-        # (the public functions silence NumPy's overflow warning, see quiet_overflow).
-        log_p = xp.clip(log_p, min=-float(xp.finfo(log_p.dtype).max))
-    return log_p
+    return xp.clip(log_p, min=-float(xp.finfo(log_p.dtype).max))
 
 
-def _integer_power(base: Array, n: int) -> Array:
+def integer_power(base: Array, n: int) -> Array:
     """``base ** n`` for ``n >= 1`` by repeated multiplication (exact, smooth at 0)."""
     out = base
     for _ in range(n - 1):
@@ -103,7 +87,7 @@ def _small_integer(g: float) -> bool:
     return g.is_integer() and 1.0 <= g <= 8.0
 
 
-def modulating_factor(base: Array, gamma: float | Array, xp: ModuleType) -> Array:
+def modulating_factor(base: Array, gamma: float | Array, xp: Namespace) -> Array:
     """The focal term ``base ** gamma`` with ``base = 1 - p_t`` in ``[0, 1]``.
 
     Integer gamma is evaluated by repeated multiplication (exact, fast, smooth at
@@ -120,7 +104,7 @@ def modulating_factor(base: Array, gamma: float | Array, xp: ModuleType) -> Arra
         if g == 0.0:
             return xp.ones_like(base)
         if _small_integer(g):
-            return _integer_power(base, int(g))
+            return integer_power(base, int(g))
     normal = _normal(base, xp)
     safe = xp.where(normal, base, xp.ones_like(base))
     if isinstance(gamma, (int, float)):
@@ -129,12 +113,12 @@ def modulating_factor(base: Array, gamma: float | Array, xp: ModuleType) -> Arra
     return xp.where(normal, safe**gamma, limit)
 
 
-def _normal(base: Array, xp: ModuleType) -> Array:
+def _normal(base: Array, xp: Namespace) -> Array:
     """``base`` is a normal number or NaN (not below the smallest normal)."""
     return ~(base < xp.finfo(base.dtype).smallest_normal)
 
 
-def modulating_factor_slope(base: Array, gamma: float, xp: ModuleType) -> Array:
+def modulating_factor_slope(base: Array, gamma: float, xp: Namespace) -> Array:
     """``d(base ** gamma) / d base`` for a Python-float gamma, as :func:`modulating_factor`
     differentiates.
 
@@ -150,7 +134,7 @@ def modulating_factor_slope(base: Array, gamma: float, xp: ModuleType) -> Array:
     if g == 1.0:
         return xp.ones_like(base)
     if _small_integer(g):
-        return g * _integer_power(base, int(g) - 1)
+        return g * integer_power(base, int(g) - 1)
     normal = _normal(base, xp)
     safe = xp.where(normal, base, xp.ones_like(base))
     return xp.where(normal, g * safe ** (g - 1.0), xp.zeros_like(base))

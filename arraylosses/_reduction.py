@@ -3,15 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from types import ModuleType
-from typing import Any
 
-from ._compat import is_numpy_namespace
-
-Array = Any
+from ._typing import Array, Namespace
 
 
-def safe_divide(total: Array, denominator: Array | int | float, xp: ModuleType) -> Array:
+def safe_divide(total: Array, denominator: Array | int | float, xp: Namespace) -> Array:
     """``total / denominator``, NaN where the denominator is 0, without a warning.
 
     An empty batch, or one where every target is ignored, has no mean; NaN says so
@@ -29,7 +25,7 @@ def safe_divide(total: Array, denominator: Array | int | float, xp: ModuleType) 
 def reduce_loss(
     loss: Array,
     reduction: str,
-    xp: ModuleType,
+    xp: Namespace,
     denominator: Array | int | float | None = None,
 ) -> Array:
     """Apply ``reduction`` to the per-element ``loss``.
@@ -53,7 +49,7 @@ def reduce_loss(
     return safe_divide(total, denominator, xp)
 
 
-def nan_where_invalid(loss: Array, valid: Array | None, xp: ModuleType) -> Array:
+def nan_where_invalid(loss: Array, valid: Array | None, xp: Namespace) -> Array:
     """Mark elements whose label was out of range as NaN (the lazy/device policy)."""
     if valid is None:
         return loss
@@ -61,7 +57,7 @@ def nan_where_invalid(loss: Array, valid: Array | None, xp: ModuleType) -> Array
 
 
 def blockwise_sum(
-    elementwise: Callable[..., Array], arrays: Sequence[Array], xp: ModuleType, block: int
+    elementwise: Callable[..., Array], arrays: Sequence[Array], xp: Namespace, block: int
 ) -> Array:
     """``sum(elementwise(*arrays))`` evaluated ``block`` elements at a time.
 
@@ -73,8 +69,9 @@ def blockwise_sum(
     and its peak memory a few blocks instead of a dozen full-size temporaries. The
     partial sums also make the total more accurate than one long float32 sum.
 
-    Slicing is for code that is not being differentiated (NumPy, array-api-strict):
-    under autograd each slice's backward would allocate a full-size gradient.
+    Slicing is for code that is not being differentiated (host arrays without
+    autodiff): under autograd each slice's backward would allocate a full-size
+    gradient.
     """
     flat = [xp.reshape(a, (-1,)) for a in arrays]
     n = int(flat[0].shape[0])
@@ -84,13 +81,3 @@ def blockwise_sum(
         stop = min(start + block, n)
         total = total + xp.sum(elementwise(*(f[start:stop] for f in flat)))
     return total
-
-
-def as_result(out: Array, dtype: Any, xp: ModuleType) -> Array:
-    """Cast back to the dtype of ``logits``; NumPy scalars become 0-d arrays."""
-    if out.dtype != dtype:
-        out = xp.astype(out, dtype)
-    if is_numpy_namespace(xp) and out.ndim == 0:
-        # NumPy reductions and 0-d arithmetic return ``np.float64`` scalars, not arrays.
-        out = xp.asarray(out)
-    return out

@@ -3,23 +3,18 @@
 from __future__ import annotations
 
 import numbers
-from types import ModuleType
-from typing import Any
 
-from ._compat import default_dtype, device, is_torch_namespace
-from ._compat import one_hot as _xpx_one_hot
+from ._backends import Backend, backend_of, device
+from ._compat import default_dtype
+from ._typing import Array, DType, Namespace
 from ._validation import (
     SMOOTHINGS,
     _describe,
     check_axis,
     check_choice,
     check_unit_interval,
-    is_eager_host,
     namespace_of,
 )
-
-Array = Any
-DType = Any
 
 
 def smoothing_coefficients(epsilon: float, num_classes: int, smoothing: str) -> tuple[float, float]:
@@ -54,7 +49,12 @@ def check_num_classes(num_classes: object) -> int:
 
 
 def label_validity(
-    labels: Array, num_classes: int, ignore_index: int | None, xp: ModuleType, name: str
+    labels: Array,
+    num_classes: int,
+    ignore_index: int | None,
+    xp: Namespace,
+    name: str,
+    backend: Backend,
 ) -> Array:
     """Boolean mask of labels in ``[0, num_classes)``; raises on eager host arrays.
 
@@ -63,7 +63,24 @@ def label_validity(
     the caller can turn those elements into NaN.
     """
     valid = (labels >= 0) & (labels < num_classes)
-    if is_eager_host(labels, xp):
+    if backend.reads_values(labels) and not bool(xp.all(valid)):
+        check_label_range(labels, num_classes, ignore_index, xp, name, backend)
+    return valid
+
+
+def check_label_range(
+    labels: Array,
+    num_classes: int,
+    ignore_index: int | None,
+    xp: Namespace,
+    name: str,
+    backend: Backend,
+) -> None:
+    """Raise ValueError for labels outside ``[0, num_classes)`` that are not
+    ``ignore_index`` (only called where the backend reads values for free)."""
+    if not backend.labels_in_range(labels, num_classes, xp):
+        labels = as_index_array(labels, xp)  # uint8 == -100 would wrap around
+        valid = (labels >= 0) & (labels < num_classes)
         ok = valid if ignore_index is None else valid | (labels == ignore_index)
         if not bool(xp.all(ok)):
             bad = xp.reshape(labels, (-1,))[~xp.reshape(ok, (-1,))]
@@ -74,10 +91,9 @@ def label_validity(
             raise ValueError(
                 f"`{name}` holds class indices outside [0, {num_classes}){suffix}: {shown}{more}."
             )
-    return valid
 
 
-def as_index_array(labels: Array, xp: ModuleType) -> Array:
+def as_index_array(labels: Array, xp: Namespace) -> Array:
     """Labels widened to the default integer dtype (int64; int32 on JAX without x64).
 
     Comparing uint8 segmentation masks with ``arange(K)`` in their own dtype wraps
@@ -87,41 +103,19 @@ def as_index_array(labels: Array, xp: ModuleType) -> Array:
     return labels if labels.dtype == index_dtype else xp.astype(labels, index_dtype)
 
 
-def move_class_axis(x: Array, source: int, destination: int, xp: ModuleType) -> Array:
-    """``moveaxis`` that is a no-op when nothing moves (torch.func has no batching
-    rule for ``moveaxis``; ``movedim`` is used on torch)."""
-    ndim = x.ndim
-    if source % ndim == destination % ndim:
-        return x
-    if is_torch_namespace(xp):
-        return x.movedim(source, destination)
-    return xp.moveaxis(x, source, destination)
-
-
-def one_hot_mask(labels: Array, num_classes: int, axis: int, xp: ModuleType) -> Array:
-    """Boolean ``labels == class`` with the class axis inserted at ``axis`` (lazy-safe)."""
-    classes = xp.arange(num_classes, dtype=labels.dtype, device=device(labels))
-    mask = xp.expand_dims(labels, axis=-1) == classes
-    return move_class_axis(mask, -1, axis, xp)
-
-
 def encode_one_hot(
-    labels: Array, num_classes: int, axis: int, dtype: DType, xp: ModuleType, name: str
+    labels: Array, num_classes: int, axis: int, dtype: DType, xp: Namespace, name: str
 ) -> Array:
+    backend = backend_of(xp)
     labels = as_index_array(labels, xp)
-    valid = label_validity(labels, num_classes, None, xp, name)
+    valid = label_validity(labels, num_classes, None, xp, name, backend)
     safe = xp.where(valid, labels, xp.zeros_like(labels))
-    if is_torch_namespace(xp):
-        # torch.nn.functional.one_hot reads min/max on CPU, which breaks torch.func
-        # transforms and torch.compile; the comparison is the same thing, traceable.
-        encoded = xp.astype(one_hot_mask(safe, num_classes, -1, xp), dtype)
-    else:
-        encoded = _xpx_one_hot(safe, num_classes, dtype=dtype, xp=xp)
+    encoded = backend.one_hot(safe, num_classes, dtype, xp)
     # Out-of-range labels (only reachable where values cannot be checked): a NaN row,
     # or an all-zero row for a non-floating dtype.
     invalid_fill = float("nan") if xp.isdtype(dtype, "real floating") else 0
     encoded = xp.where(xp.expand_dims(valid, axis=-1), encoded, xp.full_like(encoded, invalid_fill))
-    return move_class_axis(encoded, -1, axis, xp)
+    return backend.move_axis(encoded, -1, axis, xp)
 
 
 def one_hot(

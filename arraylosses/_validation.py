@@ -11,28 +11,17 @@ from __future__ import annotations
 
 import numbers
 from collections.abc import Sequence
-from types import ModuleType
 from typing import Any
 
-from ._compat import (
-    array_namespace,
-    default_dtype,
-    device,
-    is_array_api_obj,
-    is_array_api_strict_namespace,
-    is_jax_namespace,
-    is_numpy_namespace,
-    is_torch_namespace,
-)
-
-Array = Any
+from ._backends import Backend, array_namespace, device, is_array
+from ._typing import Array, Namespace
 
 REDUCTIONS = ("none", "mean", "sum")
 SMOOTHINGS = ("uniform", "others")
 
 
 def _describe(value: object) -> str:
-    if is_array_api_obj(value):
+    if is_array(value):
         return f"an array of type {type(value).__module__}.{type(value).__qualname__}"
     text = repr(value)
     if len(text) > 60:
@@ -42,19 +31,21 @@ def _describe(value: object) -> str:
 
 def require_array(value: object, name: str) -> None:
     """Raise TypeError unless ``value`` is an array-API array (not a list or scalar)."""
-    if not is_array_api_obj(value) or isinstance(value, (bool, int, float, complex)):
+    if not is_array(value):
         raise TypeError(
             f"`{name}` must be an array of an array-API library (NumPy, PyTorch, JAX, "
             f"CuPy, Dask, array-api-strict); got {_describe(value)}."
         )
 
 
-def namespace_of(name_values: Sequence[tuple[str, object]]) -> ModuleType:
+def namespace_of(name_values: Sequence[tuple[str, object]]) -> Namespace:
     """Array namespace shared by all given arrays; TypeError naming any that differ."""
     first_name, first = name_values[0]
     require_array(first, first_name)
     xp = array_namespace(first)
     for name, value in name_values[1:]:
+        if type(value) is type(first):
+            continue  # one type, one namespace (the common call: checked once)
         require_array(value, name)
         other = array_namespace(value)
         if other is not xp:
@@ -65,8 +56,24 @@ def namespace_of(name_values: Sequence[tuple[str, object]]) -> ModuleType:
     return xp
 
 
-def check_logits(logits: Array, xp: ModuleType, name: str = "logits") -> None:
-    if not xp.isdtype(logits.dtype, "real floating"):
+_DTYPE_KINDS: dict[tuple[str, Any, str], bool] = {}
+
+
+def dtype_is(xp: Namespace, dtype: Any, kind: str) -> bool:
+    """``xp.isdtype(dtype, kind)``, remembered: a loss asks the same few questions about
+    the same few dtypes on every call."""
+    key = (xp.__name__, dtype, kind)
+    try:
+        answer = _DTYPE_KINDS.get(key)
+    except TypeError:  # an unhashable dtype object
+        return bool(xp.isdtype(dtype, kind))
+    if answer is None:
+        answer = _DTYPE_KINDS[key] = bool(xp.isdtype(dtype, kind))
+    return answer
+
+
+def check_logits(logits: Array, xp: Namespace, name: str = "logits") -> None:
+    if not dtype_is(xp, logits.dtype, "real floating"):
         raise TypeError(
             f"`{name}` must have a real floating dtype (float16, bfloat16, float32, "
             f"float64); got dtype {logits.dtype}."
@@ -110,27 +117,10 @@ def check_ignore_index(ignore_index: object) -> int | None:
     return int(ignore_index)
 
 
-def is_eager_host(x: Array, xp: ModuleType) -> bool:
-    """True when reading array values costs no device sync and breaks no tracing."""
-    if is_numpy_namespace(xp) or is_array_api_strict_namespace(xp):
-        return True
-    if is_torch_namespace(xp):
-        import torch
-
-        if torch.compiler.is_compiling():
-            return False
-        if x.device.type != "cpu":
-            return False
-        # torch.func transforms wrap tensors; their values cannot be read.
-        is_wrapped = getattr(torch._C._functorch, "is_functorch_wrapped_tensor", None)
-        return not (is_wrapped is not None and is_wrapped(x))
-    return False
-
-
 def as_parameter_array(
     value: object,
     name: str,
-    xp: ModuleType,
+    xp: Namespace,
     like: Array,
     *,
     allow_scalar: bool = False,
@@ -140,7 +130,7 @@ def as_parameter_array(
     Arrays must come from the same library as ``like``; Python sequences (and, where
     ``allow_scalar``, Python reals) are converted to its dtype and device.
     """
-    if is_array_api_obj(value) and not isinstance(value, (bool, int, float)):
+    if is_array(value):
         arr: Array = value
         other = array_namespace(arr)
         if other is not xp:
@@ -148,7 +138,7 @@ def as_parameter_array(
                 f"`{name}` is an array of {other.__name__} but `logits` is an array of "
                 f"{xp.__name__}; all arrays must come from one library."
             )
-        if not (xp.isdtype(arr.dtype, "real floating") or xp.isdtype(arr.dtype, "integral")):
+        if not (dtype_is(xp, arr.dtype, "real floating") or dtype_is(xp, arr.dtype, "integral")):
             raise TypeError(f"`{name}` must have a real dtype; got dtype {arr.dtype}.")
         return xp.astype(arr, like.dtype)
     if isinstance(value, (str, bytes)) or not (
@@ -204,7 +194,7 @@ def check_broadcasts_to(shape: tuple[Any, ...], target: tuple[Any, ...], name: s
         )
 
 
-def check_gamma(gamma: object, xp: ModuleType, logits: Array) -> float | Array:
+def check_gamma(gamma: object, xp: Namespace, logits: Array, backend: Backend) -> float | Array:
     """gamma: a Python real >= 0, or an array broadcastable to ``logits``.
 
     Negative array entries raise on eager host arrays and give NaN elsewhere.
@@ -219,7 +209,7 @@ def check_gamma(gamma: object, xp: ModuleType, logits: Array) -> float | Array:
     g_arr = as_parameter_array(gamma, "gamma", xp, logits)
     check_broadcasts_to(tuple(g_arr.shape), tuple(logits.shape), "gamma")
     ok = g_arr >= 0  # False for NaN too
-    if is_eager_host(logits, xp):
+    if backend.reads_values(logits):
         if not bool(xp.all(ok)):
             raise ValueError(
                 f"`gamma` must be >= 0 everywhere; got {_first_values(g_arr, ok, xp)}."
@@ -228,10 +218,10 @@ def check_gamma(gamma: object, xp: ModuleType, logits: Array) -> float | Array:
     return xp.where(ok, g_arr, xp.full_like(g_arr, float("nan")))
 
 
-def check_alpha_array(alpha: Array, xp: ModuleType, logits: Array) -> Array:
+def check_alpha_array(alpha: Array, xp: Namespace, logits: Array, backend: Backend) -> Array:
     """Per-class alpha in [0, 1]: raise on host arrays, NaN elsewhere."""
     ok = (alpha >= 0) & (alpha <= 1)
-    if is_eager_host(logits, xp):
+    if backend.reads_values(logits):
         if not bool(xp.all(ok)):
             raise ValueError(
                 f"`alpha` entries must be in [0, 1]; got {_first_values(alpha, ok, xp)}."
@@ -240,14 +230,14 @@ def check_alpha_array(alpha: Array, xp: ModuleType, logits: Array) -> Array:
     return xp.where(ok, alpha, xp.full_like(alpha, float("nan")))
 
 
-def check_probabilities(p: Array, xp: ModuleType) -> Array:
+def check_probabilities(p: Array, xp: Namespace, backend: Backend) -> Array:
     """``logits`` holding probabilities (``from_logits=False``) must be in [0, 1].
 
     Raises on host arrays; elsewhere the out-of-range entries become NaN (a value
     outside [0, 1] has no log-probability, and PyTorch refuses it too).
     """
     ok = (p >= 0) & (p <= 1)
-    if is_eager_host(p, xp):
+    if backend.reads_values(p):
         if not bool(xp.all(ok | (p != p))):  # NaN passes through to the result
             raise ValueError(
                 "`logits` with from_logits=False must hold probabilities in [0, 1]; got "
@@ -257,7 +247,7 @@ def check_probabilities(p: Array, xp: ModuleType) -> Array:
     return xp.where(ok | (p != p), p, xp.full_like(p, float("nan")))
 
 
-def _first_values(values: Array, ok: Array, xp: ModuleType, count: int = 5) -> str:
+def _first_values(values: Array, ok: Array, xp: Namespace, count: int = 5) -> str:
     """The first few entries of ``values`` where ``ok`` is False (host arrays only)."""
     bad = xp.reshape(values, (-1,))[~xp.reshape(xp.broadcast_to(ok, values.shape), (-1,))]
     n = int(bad.shape[0])
@@ -268,29 +258,23 @@ def _first_values(values: Array, ok: Array, xp: ModuleType, count: int = 5) -> s
 def check_options(
     reduction: object, smoothing: object, label_smoothing: object, from_logits: object
 ) -> float:
-    """Validate the options every loss shares; return ``label_smoothing`` as a float."""
+    """Validate the options every loss shares; return ``label_smoothing`` as a float.
+
+    The common call (plainly valid options) is recognised first, in a fraction of a
+    microsecond: a loss is called every training step, often on small batches.
+    """
+    if (
+        type(label_smoothing) is float
+        and 0.0 <= label_smoothing <= 1.0
+        and type(from_logits) is bool
+        and type(reduction) is str
+        and reduction in REDUCTIONS
+        and type(smoothing) is str
+        and smoothing in SMOOTHINGS
+    ):
+        return label_smoothing
     check_choice(reduction, "reduction", REDUCTIONS)
     check_choice(smoothing, "smoothing", SMOOTHINGS)
     if not isinstance(from_logits, bool):
         raise TypeError(f"`from_logits` must be True or False; got {_describe(from_logits)}.")
     return check_unit_interval(label_smoothing, "label_smoothing")
-
-
-def compute_dtype(xp: ModuleType, dtype: Any, x: Array) -> Any:
-    """The dtype the loss is computed in.
-
-    float16 is computed in float32 (its whole range, 65504, is tiny for float32).
-    bfloat16 shares float32's exponent range, so a logit difference such as
-    ``max - (-max)`` overflows float32; it is computed in float64 where the backend
-    has it (PyTorch off MPS, JAX with x64 enabled) and in float32 otherwise.
-    """
-    name = str(dtype)
-    if "bfloat16" in name:
-        if is_torch_namespace(xp):
-            return xp.float32 if x.device.type == "mps" else xp.float64
-        if is_jax_namespace(xp):
-            return default_dtype(xp)  # float64 only when x64 is enabled
-        return xp.float32
-    if "float16" in name:
-        return xp.float32
-    return dtype

@@ -7,7 +7,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-# At least five timed repeats after the warm-up, as the issue asks.
+# At least five timed repeats after the warm-up.
 REPEATS = 7
 WARMUP = 2
 
@@ -33,7 +33,7 @@ class Row:
     peer: str
     ours: float  # seconds per call
     theirs: float
-    target: float | None = None  # the issue's bound, if any
+    target: float | None = None  # the target bound, if any (benchmarks/__init__.py)
     unit: str = "s"  # "s": times per call; otherwise a label for plain numbers
     target_on: str = "ratio"  # "ratio": bound on ours / theirs; "ours": on ours itself
 

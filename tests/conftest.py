@@ -17,7 +17,6 @@ machine). JAX uses its default device. CuPy always runs on the current CUDA devi
 
 from __future__ import annotations
 
-import importlib
 import os
 from collections.abc import Iterator
 from types import ModuleType
@@ -27,7 +26,7 @@ import numpy as np
 import pytest
 from array_api_extra.testing import patch_lazy_xp_functions
 
-BACKENDS = ("numpy", "array_api_strict", "torch", "jax", "dask", "cupy")
+from arraylosses.testing import BACKENDS, Unavailable, load, torch_device
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -63,50 +62,21 @@ def pytest_configure(config: pytest.Config) -> None:
     os.environ.setdefault("JAX_ENABLE_X64", "1")
 
 
-def torch_device() -> str:
-    return os.environ.get("ARRAYLOSSES_TORCH_DEVICE", "cpu")
-
-
 def _load(backend: str) -> ModuleType:
     """Import the backend and return its array-API (compat) namespace, or skip."""
-    if backend == "cupy":
-        try:
-            cupy = importlib.import_module("cupy")
-        except ImportError:
-            pytest.skip("cupy is not installed (it needs an NVIDIA GPU and CUDA)")
-        try:
-            if cupy.cuda.runtime.getDeviceCount() == 0:
-                pytest.skip("cupy is installed but no CUDA device is present")
-        except Exception as exc:  # CUDARuntimeError when there is no driver
-            pytest.skip(f"cupy is installed but CUDA is not usable: {exc}")
-        import array_api_compat.cupy as xp
-
-        return xp
-    modname = {"dask": "dask.array"}.get(backend, backend)
     try:
-        importlib.import_module(modname)
-    except ImportError:
-        pytest.skip(f"{backend} is not installed")
-    if backend == "numpy":
-        import array_api_compat.numpy as xp
-    elif backend == "array_api_strict":
-        import array_api_strict as xp
-    elif backend == "torch":
+        xp = load(backend)
+    except Unavailable as exc:
+        pytest.skip(str(exc))
+    if backend == "torch":
         import torch
 
-        dev = torch_device()
-        if dev.startswith("cuda") and not torch.cuda.is_available():
+        if torch_device().startswith("cuda") and not torch.cuda.is_available():
             pytest.skip("ARRAYLOSSES_TORCH_DEVICE asks for CUDA but torch sees no GPU")
-        import array_api_compat.torch as xp
-    elif backend == "jax":
+    if backend == "jax":
         import jax
 
         jax.config.update("jax_enable_x64", True)
-        import jax.numpy as xp
-    elif backend == "dask":
-        import array_api_compat.dask.array as xp
-    else:  # pragma: no cover - guarded by BACKENDS
-        raise AssertionError(backend)
     return xp
 
 

@@ -1,4 +1,4 @@
-"""Bad input: one test per row of API.md's "Bad input" section, on every backend.
+"""Bad input: one test per row of the "Bad input" section of docs/contract.md, on every backend.
 
 Each row is checked for the exception type and, with ``match=``, for a message that
 names the argument and what was given. Out-of-range integer labels raise ValueError
@@ -15,9 +15,9 @@ from typing import Any
 
 import numpy as np
 import pytest
-import reference as ref
 
 import arraylosses as al
+from arraylosses.testing import reference as ref
 
 ALL_BACKENDS = ("numpy", "array_api_strict", "torch", "jax", "dask", "cupy")
 EAGER_HOST = ("numpy", "array_api_strict", "torch")  # torch: eager CPU (the test device)

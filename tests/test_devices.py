@@ -16,10 +16,10 @@ from typing import Any
 
 import numpy as np
 import pytest
-import reference as ref
 from array_api_extra.testing import assert_close, assert_equal
 
 import arraylosses as al
+from arraylosses.testing import reference as ref
 
 ALL_BACKENDS = ("numpy", "array_api_strict", "torch", "jax", "dask", "cupy")
 C = 4

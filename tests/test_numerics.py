@@ -23,9 +23,9 @@ from typing import Any
 import ml_dtypes
 import numpy as np
 import pytest
-import reference as ref
 
 import arraylosses as al
+from arraylosses.testing import reference as ref
 
 ALL_BACKENDS = ("numpy", "array_api_strict", "torch", "jax", "dask", "cupy")
 DTYPES = ("float16", "bfloat16", "float32", "float64")

@@ -13,11 +13,11 @@ from typing import Any
 import hypothesis.extra.numpy as hnp
 import numpy as np
 import pytest
-import reference as ref
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import arraylosses as al
+from arraylosses.testing import reference as ref
 
 ALL_BACKENDS = ("numpy", "array_api_strict", "torch", "jax", "dask", "cupy")
 # Examples per property: JAX compiles each new shape/dtype/branch and Dask builds and

@@ -13,7 +13,8 @@ import numpy as np
 import pytest
 
 import arraylosses
-from arraylosses import _selfcheck
+from arraylosses.testing import BACKENDS, _selfcheck
+from arraylosses.testing import reference as ref
 
 HEADER_WORDS = ("backend", "device", "version", "dtype", "max deviation", "time/call", "ok")
 
@@ -31,9 +32,9 @@ def _selected_backends() -> str:
     # array-api-strict, which every session has.
     chosen = os.environ.get("ARRAYLOSSES_BACKENDS", "").strip()
     if not chosen:
-        return ",".join(_selfcheck.BACKENDS)
+        return ",".join(BACKENDS)
     names = {"numpy", "array_api_strict", *(b.strip() for b in chosen.split(","))}
-    return ",".join(b for b in _selfcheck.BACKENDS if b in names)
+    return ",".join(b for b in BACKENDS if b in names)
 
 
 def test_python_m_arraylosses_passes_and_prints_the_table() -> None:
@@ -133,41 +134,38 @@ def test_a_backend_that_raises_is_reported_not_fatal(monkeypatch: pytest.MonkeyP
     assert "raised RuntimeError: boom" in text
 
 
-# The independent formulas, against values worked out by hand.
+# The independent formulas (arraylosses.testing.reference), against values worked out
+# by hand.
 
 
 def test_formula_sigmoid_focal_loss_by_hand() -> None:
     # x = 0: p = 1/2, p_t = 1/2, alpha_t = 1/4 -> 1/4 * 1/4 * log 2
-    got = _selfcheck.formula_sigmoid_focal_loss(np.array([0.0]), np.array([1.0]))
+    got = ref.sigmoid_focal_loss(np.array([0.0]), np.array([1.0]))
     assert float(got) == pytest.approx(math.log(2) / 16, rel=1e-15)
     # gamma = 0, alpha = None is binary cross-entropy: log(1 + e^-2) for x = 2, y = 1
-    got = _selfcheck.formula_sigmoid_focal_loss(
-        np.array([2.0]), np.array([1.0]), alpha=None, gamma=0.0
-    )
+    got = ref.sigmoid_focal_loss(np.array([2.0]), np.array([1.0]), alpha=None, gamma=0.0)
     assert float(got) == pytest.approx(math.log1p(math.exp(-2.0)), rel=1e-15)
 
 
 def test_formula_cross_entropy_and_softmax_focal_by_hand() -> None:
     x = np.array([[2.0, 0.0, 0.0]])
     log_p0 = 2.0 - math.log(math.exp(2.0) + 2.0)
-    ce = _selfcheck.formula_cross_entropy(x, np.array([0]))
+    ce = ref.cross_entropy(x, np.array([0]))
     assert float(ce) == pytest.approx(-log_p0, rel=1e-15)
     p0 = math.exp(log_p0)
-    focal = _selfcheck.formula_softmax_focal_loss(x, np.array([0]), gamma=2.0)
+    focal = ref.softmax_focal_loss(x, np.array([0]), gamma=2.0)
     assert float(focal) == pytest.approx(-((1 - p0) ** 2) * log_p0, rel=1e-14)
     # uniform logits: log K, whatever the smoothing
     flat = np.zeros((1, 4))
     for smoothing in ("uniform", "others"):
-        got = _selfcheck.formula_cross_entropy(
-            flat, np.array([1]), label_smoothing=0.3, smoothing=smoothing
-        )
+        got = ref.cross_entropy(flat, np.array([1]), label_smoothing=0.3, smoothing=smoothing)
         assert float(got) == pytest.approx(math.log(4), rel=1e-15)
 
 
 def test_formula_smoothing_conventions_by_hand() -> None:
-    uniform = _selfcheck.formula_smooth_labels(np.array([1]), 0.3, num_classes=3)
+    uniform = ref.smooth_labels(np.array([1]), 0.3, num_classes=3)
     np.testing.assert_allclose(uniform, [[0.1, 0.8, 0.1]], rtol=1e-15)
-    others = _selfcheck.formula_smooth_labels(np.array([1]), 0.3, num_classes=3, smoothing="others")
+    others = ref.smooth_labels(np.array([1]), 0.3, num_classes=3, smoothing="others")
     np.testing.assert_allclose(others, [[0.15, 0.7, 0.15]], rtol=1e-15)
 
 

@@ -1,7 +1,7 @@
 """Autodiff and program transforms: jax.grad / vmap / jit, torch autograd / func / compile.
 
 Gradients are compared with values computed independently of the package: central
-finite differences of the float64 NumPy reference (``tests/reference.py``), closed-form
+finite differences of the float64 NumPy reference (``arraylosses.testing.reference``), closed-form
 gradients worked out by hand (BCE, cross-entropy, both focal losses at logits exactly 0),
 and ``torch.autograd.gradcheck``. These tests run in the torch and jax sessions only;
 every other backend skips them with the reason.
@@ -19,9 +19,9 @@ from typing import Any
 
 import numpy as np
 import pytest
-import reference as ref
 
 import arraylosses as al
+from arraylosses.testing import reference as ref
 
 ALL_BACKENDS = ("numpy", "array_api_strict", "torch", "jax", "dask", "cupy")
 DYNAMO_LRU_WARNING = (

@@ -20,7 +20,6 @@ from typing import Any
 import ml_dtypes
 import numpy as np
 import pytest
-import reference as ref
 from array_api_compat import array_namespace
 from array_api_compat import device as get_device
 from array_api_extra.testing import assert_close, assert_equal, lazy_xp_function
@@ -33,6 +32,7 @@ from arraylosses import (
     smooth_labels,
     softmax_focal_loss,
 )
+from arraylosses.testing import reference as ref
 
 for _f in (
     binary_cross_entropy,

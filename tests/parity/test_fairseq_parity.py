@@ -6,7 +6,7 @@ formula is the oracle, written out below from
 in float64 NumPy on the same (rounded) inputs. Its target distribution is implied by its
 two coefficients: ``eps_i = eps / (K - 1)`` on every class (the ``smooth_loss`` term)
 plus ``1 - eps - eps_i`` on the true class (the ``nll_loss`` term), i.e. the true class
-keeps exactly ``1 - eps`` and every other class gets ``eps / (K - 1)`` -- API.md's
+keeps exactly ``1 - eps`` and every other class gets ``eps / (K - 1)`` -- docs/contract.md's
 ``"others"``.
 """
 

@@ -1,7 +1,7 @@
 """arraylosses against Keras 3 (JAX backend): binary cross-entropy, binary focal and
 categorical focal cross-entropy.
 
-Keras reduces differently, so the peer's own output is reduced here the way API.md
+Keras reduces differently, so the peer's own output is reduced here the way docs/contract.md
 describes: ``binary_crossentropy`` and ``binary_focal_crossentropy`` take the mean
 over the last axis (compared with the last-axis mean of our ``"none"`` output, or
 with ``mean``/``sum`` over everything), ``categorical_focal_crossentropy`` sums over

@@ -52,7 +52,7 @@ def reduce_peer(loss: Any, reduction: str) -> Any:
 def test_sigmoid_focal_loss_matches_optax(xp, asarray, seed):
     """sigmoid_focal_loss == optax.losses.sigmoid_focal_loss elementwise: soft and hard
     targets, alpha None / float, scalar or per-element gamma; with smoothing optax gets
-    API.md's smoothed targets y'."""
+    the smoothed targets of docs/contract.md y'."""
     rng = rng_for(seed, "sigmoid_focal_loss/optax")
     dtype = draw_dtype(rng)
     shape = BINARY_SHAPES[int(rng.integers(len(BINARY_SHAPES)))]

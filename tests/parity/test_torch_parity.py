@@ -167,7 +167,7 @@ def test_cross_entropy_matches_torch(xp, device, asarray, seed):
         class_dim = 0 if t_input.ndim == 1 else 1
         probs = torch.softmax(t_input, dim=class_dim)
         x = torch.movedim(probs, class_dim, case["axis"] % probs.ndim).contiguous()
-        # API.md clamps log-probabilities at -100 (as F.binary_cross_entropy does)
+        # docs/contract.md clamps log-probabilities at -100 (as F.binary_cross_entropy does)
         t_input = torch.clamp(torch.log(probs), min=-100.0)
     w_ours = None
     t_weight = None
@@ -214,7 +214,7 @@ def test_softmax_focal_gamma0_matches_torch_cross_entropy(xp, device, asarray, s
     """softmax_focal_loss(gamma=0) == F.cross_entropy; per-class alpha == F's weight.
 
     A float alpha scales the loss; a per-class alpha is ``weight`` elementwise but,
-    unlike ``weight``, never changes the ``"mean"`` denominator (API.md), so with
+    unlike ``weight``, never changes the ``"mean"`` denominator (docs/contract.md), so with
     integer targets the peer's mean is its weighted sum over the non-ignored count.
     """
     rng = rng_for(seed, "softmax_focal_loss/torch")
@@ -315,7 +315,7 @@ def draw_binary_case(rng: np.random.Generator, *, probabilities: bool) -> dict[s
 
 
 def smoothed(y: np.ndarray, eps: float, smoothing: str) -> np.ndarray:
-    """API.md's binary smoothing (K = 2), applied to the peer's targets."""
+    """The binary smoothing of docs/contract.md (K = 2), applied to the peer's targets."""
     if smoothing == "uniform":
         return y * (1.0 - eps) + eps / 2.0
     return y * (1.0 - eps) + (1.0 - y) * eps
@@ -347,7 +347,7 @@ def as_ours(kind: str, value: Any, dtype: str, asarray: Any) -> Any:
 def test_binary_cross_entropy_matches_torch_with_logits(xp, device, asarray, seed):
     """binary_cross_entropy == F.binary_cross_entropy_with_logits (weight, pos_weight,
     soft / bool / integer targets, broadcast targets); smoothing feeds the peer the
-    targets smoothed by API.md's formula."""
+    targets smoothed by the formula of docs/contract.md."""
     rng = rng_for(seed, "binary_cross_entropy/torch-logits")
     case = draw_binary_case(rng, probabilities=False)
     dtype, shape = case["dtype"], case["shape"]
@@ -481,7 +481,7 @@ def torchvision_sigmoid_focal_loss(
 def test_sigmoid_focal_loss_matches_torchvision_formula(xp, device, asarray, seed):
     """sigmoid_focal_loss == torchvision's sigmoid_focal_loss formula (see the oracle's
     docstring), for alpha None/float, scalar and per-element gamma, soft and hard
-    targets, smoothing (the oracle gets API.md's smoothed targets) and probabilities.
+    targets, smoothing (the oracle gets the smoothed targets of docs/contract.md) and probabilities.
 
     The oracle runs in float64 on the same (rounded) inputs: its ``1 - p_t`` cancels
     catastrophically in float32, which would measure torchvision's rounding, not ours.

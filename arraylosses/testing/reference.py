@@ -1,8 +1,9 @@
 """Float64 NumPy reference implementations of the six public functions.
 
-Written from the formulas in the contract (API.md), not from the package: every loss
+Written from the formulas in ``docs/contract.md``, not from the package: every loss
 is spelled out the obvious way, in float64, with one-hot matrices and explicit sums,
-so that a test can compare the package against a value computed independently.
+so that a test can compare the package against a value computed independently. This
+module never imports the rest of arraylosses.
 
 Conventions shared by every function here:
 
@@ -10,7 +11,7 @@ Conventions shared by every function here:
   arguments with the same names and defaults as the public API;
 - the result is a float64 NumPy array (a 0-d array for ``"mean"`` / ``"sum"``);
 - integer class labels outside ``[0, K)`` that are not ``ignore_index`` give a NaN
-  loss (a NaN one-hot row), the contract's behaviour on lazy / traced backends;
+  loss (a NaN one-hot row), the behaviour ``docs/contract.md`` gives lazy / traced backends;
 - ``"mean"`` of nothing is NaN and ``"sum"`` of nothing is 0, with no warning.
 """
 

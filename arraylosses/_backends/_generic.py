@@ -1,0 +1,163 @@
+"""The generic array-API behaviour every library gets, and the library-neutral
+helpers of the delegation layer (namespace and device lookup, array checks)."""
+
+from __future__ import annotations
+
+import functools
+import sys
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, TypeVar, cast
+
+from .. import _compat
+from .._primitives import log_softmax
+from .._typing import Array, DType, Namespace
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .._inputs import SoftmaxInputs
+
+
+class Backend:
+    """The generic array-API behaviour; a library's module subclasses what differs.
+
+    Every method receives the namespace ``xp`` explicitly (a backend object serves
+    every namespace of its library, e.g. both NumPy and compat's wrapped NumPy).
+    """
+
+    #: The library's name in messages and in the backend list of ``arraylosses.testing``.
+    name = "generic"
+
+    def reads_values(self, x: Array) -> bool:
+        """Whether the values of ``x`` can be read without a device sync or breaking a
+        trace (then bad labels and parameters raise; elsewhere they become NaN)."""
+        return False
+
+    def eager(self, x: Array, y: Array) -> bool:
+        """Whether both arrays live in host memory with no trace or transform active:
+        where the library's own eager kernels may run (and values may be read)."""
+        return False
+
+    def compute_dtype(self, dtype: DType, x: Array, xp: Namespace) -> DType:
+        """The dtype a loss is computed in: half precision in float32 (float16's whole
+        range is tiny for float32; bfloat16 shares float32's exponent range, so a logit
+        gap of ``max - (-max)`` overflows float32, see ``clips_log_probs``)."""
+        return xp.float32 if "float16" in str(dtype) else dtype
+
+    def clips_log_probs(self, dtype: DType, compute: DType, xp: Namespace) -> bool:
+        """bfloat16 computed in float32: a logit gap of ``max - (-max)`` gives ``-inf``
+        log-probabilities, and ``0 * -inf`` would be NaN; they are clipped instead."""
+        return "bfloat16" in str(dtype) and compute == xp.float32
+
+    def log_softmax(self, x: Array, axis: int, xp: Namespace) -> Array:
+        return log_softmax(x, axis, xp)
+
+    def take_class(self, values: Array, labels: Array, axis: int, xp: Namespace) -> Array:
+        """``values`` at index ``labels`` along ``axis`` (removed); labels in range."""
+        index = xp.expand_dims(labels, axis=axis)
+        return xp.squeeze(xp.take_along_axis(values, index, axis=axis), axis=axis)
+
+    def move_axis(self, x: Array, source: int, destination: int, xp: Namespace) -> Array:
+        """``moveaxis``, and a no-op when nothing moves."""
+        if source % x.ndim == destination % x.ndim:
+            return x
+        return xp.moveaxis(x, source, destination)
+
+    def one_hot(self, labels: Array, num_classes: int, dtype: DType, xp: Namespace) -> Array:
+        """One-hot of in-range labels, class axis last."""
+        return _compat.one_hot(labels, num_classes, dtype=dtype, xp=xp)
+
+    def as_result(self, out: Array, dtype: DType, xp: Namespace) -> Array:
+        """Cast back to the dtype of ``logits``."""
+        return out if out.dtype == dtype else xp.astype(out, dtype)
+
+    def labels_in_range(self, labels: Array, num_classes: int, xp: Namespace) -> bool:
+        """Whether every label is in ``[0, num_classes)`` (only asked where
+        :meth:`reads_values`)."""
+        return bool(xp.all((labels >= 0) & (labels < num_classes)))
+
+    # Native paths: None means "none here", and the caller runs the definition.
+
+    def reduced_sigmoid_focal(
+        self, x: Array, y: Array, alpha: float | None, gamma: float, reduction: str, xp: Namespace
+    ) -> Array | None:
+        """``sum`` or ``mean`` of the sigmoid focal loss of logits ``x`` and smoothed
+        targets ``y`` (one shape, one dtype), by a faster route than the definition."""
+        return None
+
+    def cross_entropy(self, inputs: SoftmaxInputs, weight: Array | None) -> Array | None:
+        """The whole of ``cross_entropy`` by the library's own kernel."""
+        return None
+
+
+def masked_take(values: Array, labels: Array, axis: int, xp: Namespace) -> Array:
+    """``take_along_axis`` as a sum under a one-hot comparison mask (lazy-safe and
+    traceable: no value of ``labels`` is read), for namespaces without a gather."""
+    classes = xp.arange(values.shape[axis], dtype=labels.dtype, device=device(labels))
+    mask = xp.moveaxis(xp.expand_dims(labels, axis=-1) == classes, -1, axis)
+    return xp.sum(xp.where(mask, values, xp.zeros_like(values)), axis=axis)
+
+
+# ---------------------------------------------------------------- which library
+
+# array_namespace() inspects the type of its argument on every call; a loss is called
+# every training step, so remember the answer per array type.
+_NAMESPACES: dict[type, Namespace] = {}
+
+
+def array_namespace(x: Array) -> Namespace:
+    """The (compat-wrapped) array-API namespace of one array, cached by type."""
+    cls = type(x)
+    xp = _NAMESPACES.get(cls)
+    if xp is None:
+        xp = _compat.array_namespace(x)
+        _NAMESPACES[cls] = xp
+    return xp
+
+
+def _torch_tensor_type() -> type | None:
+    torch = sys.modules.get("torch")
+    return None if torch is None else torch.Tensor
+
+
+def is_array(x: object) -> bool:
+    """True for an array of any array-API library (Python scalars and lists are not)."""
+    # Tensors first: compat's check goes through ``functools.lru_cache`` helpers, which
+    # torch.compile warns about on every traced call.
+    tensor = _torch_tensor_type()
+    if tensor is not None and isinstance(x, tensor):
+        return True
+    return bool(_compat.is_array_api_obj(x)) and not isinstance(x, (bool, int, float, complex))
+
+
+def device(x: Array) -> Any:
+    """The device of an array (``x.device`` for tensors, without compat's helpers)."""
+    tensor = _torch_tensor_type()
+    if tensor is not None and isinstance(x, tensor):
+        return cast(Any, x).device
+    return _compat.device(x)
+
+
+# -------------------------------------------------------------------- warnings
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def quiet_overflow(func: F) -> F:
+    """Run ``func`` with NumPy's overflow warning silenced when its first argument is a
+    NumPy array.
+
+    A loss whose true value exceeds the dtype's range (logits spanning more than
+    ``finfo.max``) saturates to ``inf``, the right limit; ``docs/contract.md`` promises no
+    RuntimeWarning for finite input. Invalid operations (NaN) are not silenced: they
+    are avoided by construction. The wrapper takes ``*args, **kwargs`` so that Python
+    itself checks the call against the public signature (``inspect.signature``
+    follows ``__wrapped__``), naming the public parameters in its errors.
+    """
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        if args and type(args[0]).__module__ == "numpy":
+            with sys.modules["numpy"].errstate(over="ignore"):
+                return func(*args, **kwargs)
+        return func(*args, **kwargs)
+
+    return wrapper  # type: ignore[return-value]

@@ -1,0 +1,120 @@
+r"""NumPy: host arrays whose values are free to read, and a block kernel.
+
+NumPy has no autodiff, so a reduced loss only needs its value. For arrays over about
+32 MB every temporary of a whole-array formula is a fresh allocation above glibc's
+mmap threshold, and its page faults cost more than the arithmetic; evaluating block
+by block keeps the temporaries in cache and in the heap. :func:`sigmoid_focal_sum`
+goes further for the common integer gamma: ufuncs writing into a handful of buffers
+allocated once per call, which is what makes the reduced sigmoid focal loss several
+times faster than a direct NumPy transcription (``benchmarks/``, case (a)).
+"""
+
+from __future__ import annotations
+
+from functools import partial
+
+import numpy as np
+
+from .._elementwise import binary_terms, sigmoid_focal
+from .._reduction import blockwise_sum
+from .._typing import Array, DType, Namespace
+from ._generic import Backend
+
+# 128 KiB per temporary (32768 float32 values), measured on a 2-core x86 CPU with
+# RetinaNet-sized inputs: every temporary of the formula is still served from glibc's
+# heap; at 256 KiB the time of a reduction jumps 3x (fresh mmaps, page faults again).
+BLOCK_BYTES = 1 << 17
+
+
+class NumPyBackend(Backend):
+    name = "numpy"
+
+    def reads_values(self, x: Array) -> bool:
+        return True
+
+    def eager(self, x: Array, y: Array) -> bool:
+        return True
+
+    def as_result(self, out: Array, dtype: DType, xp: Namespace) -> Array:
+        # NumPy reductions and 0-d arithmetic return ``np.float64`` scalars, not arrays.
+        out = out if out.dtype == dtype else xp.astype(out, dtype)
+        return np.asarray(out) if out.ndim == 0 else out
+
+    def reduced_sigmoid_focal(
+        self, x: Array, y: Array, alpha: float | None, gamma: float, reduction: str, xp: Namespace
+    ) -> Array | None:
+        n = x.size
+        if n == 0 or x.shape != y.shape:
+            return None
+        block = max(1, BLOCK_BYTES // x.dtype.itemsize)
+        if gamma.is_integer() and 0.0 <= gamma <= 8.0:
+            total = sigmoid_focal_sum(x, y, alpha, int(gamma), block)
+        else:
+            total = blockwise_sum(
+                partial(_definition, alpha=alpha, gamma=gamma, xp=xp), (x, y), xp, block
+            )
+        return total / n if reduction == "mean" else total
+
+
+def _definition(x: Array, y: Array, *, alpha: float | None, gamma: float, xp: Namespace) -> Array:
+    bce, b, _, _ = binary_terms(x, y, True, xp)
+    return sigmoid_focal(bce, b, y, alpha, gamma, xp)
+
+
+def sigmoid_focal_sum(x: Array, y: Array, alpha: float | None, gamma: int, block: int) -> Array:
+    r"""``sum`` of :func:`~arraylosses._elementwise.sigmoid_focal` over logits ``x`` and
+    smoothed targets ``y`` (one shape, one float dtype), for an integer ``gamma`` in
+    ``[0, 8]``: the definition re-arranged for eager NumPy.
+
+    Per element, with ``t = exp(-|x|)``, ``r = 1 / (1 + t) = sigmoid(|x|)``,
+    ``t r = sigmoid(-|x|)`` and ``u = |[x >= 0] - y|`` (``1 - y`` where ``x >= 0``,
+    ``y`` elsewhere):
+
+    .. math::
+
+        \mathrm{BCE} = \log(1 + t) + |x|\, u, \qquad 1 - p_t = t r + u\, (r - t r)
+
+    (``BCE = y' softplus(-x) + (1 - y') softplus(x)`` and ``softplus(x) = max(x, 0) +
+    log(1 + t)``.) Every term is non-negative, so nothing cancels: the relative
+    accuracy of the definition holds for soft targets at saturated logits too. One
+    ``exp``, one ``log1p`` and one division per element; the loss is
+    ``alpha_t (1 - p_t)^gamma BCE``, summed by a dot product with ``alpha_t``.
+    """
+    flat_x, flat_y = x.reshape(-1), y.reshape(-1)
+    n = flat_x.shape[0]
+    size = min(block, n)
+    dtype = flat_x.dtype
+    a, t, r, loss, u = (np.empty(size, dtype) for _ in range(5))
+    nonnegative = np.empty(size, np.bool_)
+    total = dtype.type(0)
+    for start in range(0, n, block):
+        xb, yb = flat_x[start : start + block], flat_y[start : start + block]
+        m = xb.shape[0]
+        ab, tb, rb, lb, ub, sb = a[:m], t[:m], r[:m], loss[:m], u[:m], nonnegative[:m]
+        np.greater_equal(xb, 0, out=sb)
+        np.subtract(sb, yb, out=ub, casting="unsafe")
+        np.abs(ub, out=ub)  # u
+        np.abs(xb, out=ab)
+        np.multiply(ab, ub, out=lb)  # |x| u
+        np.negative(ab, out=tb)
+        np.exp(tb, out=tb)  # t = exp(-|x|) in (0, 1]
+        np.log1p(tb, out=ab)
+        lb += ab  # BCE
+        if gamma > 0:
+            np.add(tb, 1.0, out=rb)
+            np.divide(1.0, rb, out=rb)  # r
+            tb *= rb  # t r
+            rb -= tb  # r - t r
+            ub *= rb
+            ub += tb  # b = 1 - p_t
+            np.multiply(ub, ub, out=ab) if gamma > 1 else np.copyto(ab, ub)
+            for _ in range(gamma - 2):
+                ab *= ub
+            lb *= ab  # b^gamma BCE
+        if alpha is None:
+            total += lb.sum()
+        else:
+            np.multiply(yb, 2.0 * alpha - 1.0, out=ub)
+            ub += 1.0 - alpha  # alpha_t
+            total += np.dot(lb, ub)
+    return np.asarray(total)

@@ -1,0 +1,332 @@
+r"""PyTorch: fused kernels, an autograd function with an analytic gradient, and the
+one place that reads torch internals.
+
+- ``log_softmax``, ``gather`` and ``movedim`` are torch's own (compat's
+  ``take_along_axis`` adds a negative-index ``where``; ``moveaxis`` has no
+  ``torch.func`` batching rule).
+- ``cross_entropy`` of eager CPU tensors is ``torch.nn.functional.cross_entropy``
+  itself, called with the inputs the validator has already checked: the contract
+  *is* PyTorch's cross-entropy, and its fused kernel is what the array-API path
+  cannot match (about 1.5x slower).
+- The reduced sigmoid focal loss of eager tensors goes through
+  :class:`ReducedElementwiseLoss`: autograd through the formula saves a dozen
+  full-size intermediates; this function evaluates the loss block by block and, when
+  a gradient will be asked for, writes the analytic gradient
+  (:func:`~arraylosses._elementwise.sigmoid_focal_gradient`) into one buffer in the
+  same pass. On CPU the blocks stay in cache and in the heap.
+
+Everything that is not eager (``torch.compile`` tracing, ``torch.func`` transforms,
+forward-mode AD) takes the definitions, which compile and transform as they are.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Protocol
+
+import torch
+import torch.nn.functional as F
+
+from .._elementwise import binary_terms, focal_weight, sigmoid_focal_gradient
+from .._typing import Array, DType, Namespace
+from ._generic import Backend, array_namespace
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .._inputs import SoftmaxInputs
+
+# Elements per block of the reduced losses on CPU (measured on a 2-core x86 CPU with
+# RetinaNet-sized inputs): torch's few fused operations amortise their dispatch and
+# still split over two threads. Elsewhere one block is the whole array (one launch
+# per operation).
+BLOCK = 1 << 16
+_BFLOAT16, _FLOAT16 = torch.bfloat16, torch.float16
+
+
+def transform_state(
+    tensors: tuple[torch.Tensor, ...], *, wrapped_only: bool = False
+) -> tuple[bool, bool]:
+    """``(wrapped, transformed)``: whether any tensor is wrapped by a ``torch.func``
+    transform or traced by ``torch.compile`` (its values cannot be read), and whether
+    any transform, trace or forward-mode AD level is active (a custom autograd
+    function would need rules the definitions get for free). ``wrapped_only`` skips
+    the second question (its answer is then the first's).
+
+    The only use of torch's private APIs in arraylosses. Where they are missing (a
+    future torch) the answer is ``(True, True)``: the NaN policy and the definitions
+    are right everywhere, only slower (``tests/test_backends.py`` pins them).
+    """
+    if torch.compiler.is_compiling():
+        return True, True
+    try:
+        is_wrapped = torch._C._functorch.is_functorch_wrapped_tensor
+        for t in tensors:
+            if is_wrapped(t):
+                return True, True
+        if wrapped_only:
+            return False, False
+        active = torch._C._are_functorch_transforms_active()
+        return False, bool(active) or torch.autograd.forward_ad._current_level >= 0
+    except AttributeError:  # pragma: no cover - depends on the torch version
+        return True, True
+
+
+class TorchBackend(Backend):
+    name = "torch"
+
+    def reads_values(self, x: Array) -> bool:
+        return bool(x.is_cpu) and not transform_state((x,), wrapped_only=True)[0]
+
+    def eager(self, x: Array, y: Array) -> bool:
+        return bool(x.is_cpu and y.is_cpu) and not transform_state((x, y))[1]
+
+    def compute_dtype(self, dtype: DType, x: Array, xp: Namespace) -> DType:
+        if dtype is _BFLOAT16:
+            # float64 everywhere but on MPS, which has none
+            return torch.float32 if x.device.type == "mps" else torch.float64
+        return torch.float32 if dtype is _FLOAT16 else dtype
+
+    def log_softmax(self, x: Array, axis: int, xp: Namespace) -> Array:
+        return torch.log_softmax(x, dim=axis)
+
+    def take_class(self, values: Array, labels: Array, axis: int, xp: Namespace) -> Array:
+        return torch.gather(values, axis, labels.long().unsqueeze(axis)).squeeze(axis)
+
+    def move_axis(self, x: Array, source: int, destination: int, xp: Namespace) -> Array:
+        if source % x.ndim == destination % x.ndim:
+            return x
+        return x.movedim(source, destination)
+
+    def one_hot(self, labels: Array, num_classes: int, dtype: DType, xp: Namespace) -> Array:
+        # F.one_hot reads min/max on CPU, which breaks torch.func transforms and
+        # torch.compile; the comparison is the same thing, traceable.
+        classes = torch.arange(num_classes, dtype=labels.dtype, device=labels.device)
+        return (labels.unsqueeze(-1) == classes).to(dtype)
+
+    def labels_in_range(self, labels: Array, num_classes: int, xp: Namespace) -> bool:
+        # A handful of labels is cheaper to read as a list than to reduce (the common
+        # small-batch call); larger ones take one ``aminmax`` (which has integer
+        # kernels for int64, not for every unsigned dtype).
+        n = labels.numel()
+        if n == 0:
+            return True
+        if n <= 32 and labels.ndim == 1:
+            values: list[int] = labels.tolist()
+            return min(values) >= 0 and max(values) < num_classes
+        low, high = torch.aminmax(labels if labels.dtype is torch.int64 else labels.long())
+        return int(low.item()) >= 0 and int(high.item()) < num_classes
+
+    def reduced_sigmoid_focal(
+        self, x: Array, y: Array, alpha: float | None, gamma: float, reduction: str, xp: Namespace
+    ) -> Array | None:
+        n = x.numel()
+        if n == 0 or x.shape != y.shape or y.requires_grad or transform_state((x, y))[1]:
+            return None  # (n == 0: the definition's NaN mean and zero sum)
+        kernel = SigmoidFocalBlocks(alpha, gamma)
+        return reduced_loss(kernel, x, y, n if reduction == "mean" else 1, BLOCK if x.is_cpu else n)
+
+    def cross_entropy(self, inputs: SoftmaxInputs, weight: Array | None) -> Array | None:
+        x, targets = inputs.x, inputs.targets
+        if not (inputs.eager and inputs.from_logits and targets.dtype is not torch.bool):
+            return None
+        # "others" smoothing is PyTorch's uniform smoothing with eps' = b K: both are
+        # q' = a q + b with a + b K = 1. Beyond eps' = 1 PyTorch refuses it.
+        torch_eps = inputs.b * inputs.num_classes
+        if torch_eps > 1.0:
+            return None
+        if inputs.labels is None:
+            t = targets.to(x.dtype)
+        else:
+            t = targets if targets.dtype is torch.int64 else targets.long()
+        ax = inputs.axis
+        if x.ndim > 1 and ax != 1:
+            x = torch.movedim(x, ax, 1)
+            if inputs.labels is None:
+                t = torch.movedim(t, ax, 1)
+        out = F.cross_entropy(
+            x,
+            t,
+            weight=weight,
+            # with ignore_index=None every label was checked to be in range
+            ignore_index=-100 if inputs.ignore is None else inputs.ignore,
+            reduction=inputs.reduction,
+            label_smoothing=torch_eps,
+        )
+        return out if out.dtype is inputs.out_dtype else out.to(inputs.out_dtype)
+
+
+# ------------------------------------------------------------ the autograd function
+
+
+class BlockKernel(Protocol):
+    """One elementwise loss, as :class:`ReducedElementwiseLoss` evaluates it.
+
+    ``scale`` (a Python float, or a 0-d tensor in the backward pass) multiplies the
+    results: ``1 / N`` turns block sums into a mean.
+    """
+
+    def loss_sum(self, x: torch.Tensor, y: torch.Tensor, scale: Any) -> torch.Tensor:
+        """``scale * sum(loss)`` over a 1-D block."""
+        ...
+
+    def loss_sum_and_gradient(
+        self, x: torch.Tensor, y: torch.Tensor, scale: Any, out: torch.Tensor
+    ) -> torch.Tensor:
+        """``scale * sum(loss)`` over a 1-D block; writes ``scale * d loss / d x`` to
+        ``out``."""
+        ...
+
+    def gradient(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """``d loss / d x`` elementwise, as a differentiable expression of ``x``."""
+        ...
+
+
+class SigmoidFocalBlocks:
+    """:func:`~arraylosses._elementwise.sigmoid_focal` and its gradient on blocks.
+
+    The definition's terms come from PyTorch's fused operations, about half the
+    operations of the array-API primitives (what counts on small and medium batches,
+    where every operation's dispatch does): ``BCE = binary_cross_entropy_with_logits``,
+    ``p = sigmoid(x)``, ``q = sigmoid(-x)`` (accurate where ``p`` is close to 1) and
+    ``b = 1 - p_t = lerp(p, q, y')`` (exactly ``q`` for ``y' = 1`` and ``p`` for 0).
+    The focal weight and the gradient are the definitions' own functions.
+    """
+
+    def __init__(self, alpha: float | None, gamma: float) -> None:
+        self.alpha, self.gamma = alpha, gamma
+
+    def _terms(self, x: torch.Tensor, y: torch.Tensor) -> tuple[Any, ...]:
+        bce = F.binary_cross_entropy_with_logits(x, y, reduction="none")
+        p, q = torch.sigmoid(x), torch.sigmoid(-x)
+        b = torch.lerp(p, q, y)
+        return bce, b, p, q, focal_weight(b, y, self.alpha, self.gamma, array_namespace(x))
+
+    def loss_sum(self, x: torch.Tensor, y: torch.Tensor, scale: Any) -> torch.Tensor:
+        if self.gamma == 0.0:
+            bce = F.binary_cross_entropy_with_logits(x, y, reduction="none")
+            weight = focal_weight(bce, y, self.alpha, 0.0, array_namespace(x))
+        else:
+            bce, _, _, _, weight = self._terms(x, y)
+        total: torch.Tensor = _weighted_sum(weight, bce) * scale
+        return total
+
+    def loss_sum_and_gradient(
+        self, x: torch.Tensor, y: torch.Tensor, scale: Any, out: torch.Tensor
+    ) -> torch.Tensor:
+        bce, b, p, q, weight = self._terms(x, y)
+        grad = sigmoid_focal_gradient(
+            bce, b, p, q, y, self.alpha, self.gamma, array_namespace(x), weight=weight
+        )
+        torch.mul(grad, scale, out=out)
+        total: torch.Tensor = _weighted_sum(weight, bce) * scale
+        return total
+
+    def gradient(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        xp = array_namespace(x)
+        bce, b, p, q = binary_terms(x, y, True, xp)
+        grad: torch.Tensor = sigmoid_focal_gradient(bce, b, p, q, y, self.alpha, self.gamma, xp)
+        return grad
+
+
+def _weighted_sum(weight: Any, values: torch.Tensor) -> torch.Tensor:
+    if isinstance(weight, torch.Tensor) and weight.ndim:
+        return torch.dot(weight, values)
+    total: torch.Tensor = values.sum() * weight
+    return total
+
+
+class ReducedElementwiseLoss(torch.autograd.Function):
+    """``sum(loss(x, y)) / denominator`` for a :class:`BlockKernel`; ``y`` gets no
+    gradient (callers route targets that need one to the definition).
+
+    The forward pass also computes the gradient of the result (for a unit output
+    gradient), in the same blocks, and keeps it on ``ctx``: one full-size buffer,
+    where autograd through the formula would save a dozen. The backward pass scales it
+    in place and hands it over; a second backward (``retain_graph=True``) computes it
+    again, and with ``create_graph=True`` it is the kernel's differentiable
+    ``gradient``, so double backward works.
+
+    Written in the classic ``forward(ctx, ...)`` style: the ``setup_context`` style
+    that ``torch.func`` transforms need costs an ``inspect.signature`` binding on
+    every call (10-20 µs, as much as the loss on a small batch), and every
+    ``torch.func``, ``torch.compile`` and forward-mode-AD context takes the
+    definitions anyway.
+    """
+
+    @staticmethod
+    def forward(
+        ctx: Any,
+        x: torch.Tensor,
+        y: torch.Tensor,
+        kernel: BlockKernel,
+        denominator: int,
+        block: int,
+    ) -> torch.Tensor:
+        grad = torch.empty(x.shape, dtype=x.dtype, device=x.device)
+        total = _blocks(kernel, x, y, 1.0 / denominator if denominator != 1 else 1.0, block, grad)
+        ctx.save_for_backward(x, y)
+        ctx.kernel, ctx.denominator, ctx.block = kernel, denominator, block
+        # kept on ctx rather than saved: backward scales it in place and gives it away
+        ctx.grad = grad
+        return total
+
+    @staticmethod
+    def backward(ctx: Any, grad_output: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
+        nothing = (None,) * 4
+        if not ctx.needs_input_grad[0]:
+            return (None, *nothing)
+        x, y = ctx.saved_tensors
+        scale = grad_output / ctx.denominator if ctx.denominator != 1 else grad_output
+        if torch.is_grad_enabled():
+            # create_graph=True: the gradient as a differentiable expression of the
+            # saved input, so that autograd can differentiate it again.
+            return (scale * ctx.kernel.gradient(x, y), *nothing)
+        grad = ctx.grad
+        if grad is not None:
+            ctx.grad = None  # autograd may keep it as x.grad: never touch it again
+            return (grad.mul_(grad_output), *nothing)
+        # a second backward (retain_graph=True): the buffer was given away
+        out = torch.empty(x.shape, dtype=x.dtype, device=x.device)
+        _blocks(ctx.kernel, x, y, scale, ctx.block, out)
+        return (out, *nothing)
+
+
+def _blocks(
+    kernel: BlockKernel,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    scale: Any,
+    block: int,
+    grad: torch.Tensor | None,
+) -> torch.Tensor:
+    """``scale * sum(loss)`` block by block; with ``grad`` (contiguous, the shape of
+    ``x``) also writes ``scale * d loss / d x`` into it. Blocks are views of the
+    flattened inputs: no copy (this is not differentiated)."""
+    flat_x, flat_y = x.reshape(-1), y.reshape(-1)
+    flat_grad = None if grad is None else grad.view(-1)
+    n = flat_x.shape[0]
+    total: torch.Tensor | None = None
+    for start in range(0, n, block):
+        stop = min(start + block, n)
+        xb, yb = flat_x[start:stop], flat_y[start:stop]
+        if flat_grad is None:
+            part = kernel.loss_sum(xb, yb, scale)
+        else:
+            part = kernel.loss_sum_and_gradient(xb, yb, scale, flat_grad[start:stop])
+        total = part if total is None else total + part
+    assert total is not None  # n > 0: the caller sends empty inputs to the definition
+    return total
+
+
+def reduced_loss(
+    kernel: BlockKernel, x: torch.Tensor, y: torch.Tensor, denominator: int, block: int
+) -> torch.Tensor:
+    """``sum(loss) / denominator`` (``denominator`` 1 for a sum) of eager tensors.
+
+    Through :class:`ReducedElementwiseLoss`, whose forward pass also computes the
+    gradient, when one will be needed (``x`` requires it and grad mode is on);
+    otherwise the blocks are summed directly, with no autograd bookkeeping at all.
+    """
+    if x.requires_grad and torch.is_grad_enabled():
+        apply: Any = ReducedElementwiseLoss.apply
+        total: torch.Tensor = apply(x, y, kernel, denominator, block)
+        return total
+    return _blocks(kernel, x, y, 1.0 / denominator if denominator != 1 else 1.0, block, None)

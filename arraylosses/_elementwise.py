@@ -1,0 +1,177 @@
+r"""The per-element definition of every loss, each written once.
+
+A leaf module: it imports only the stable primitives. Public functions validate
+their inputs and call these; backend kernels (``_backends``) call them too, on terms
+they compute with their library's fused operations, so that the formula of a loss
+(and of its analytic gradient) exists in exactly one place.
+
+Binary losses are written in terms of the element's binary cross-entropy and
+probabilities, ``(bce, b, p, q)`` with ``p = sigmoid(x)``, ``q = 1 - p`` and
+``b = 1 - p_t = y' q + (1 - y') p``: :func:`binary_terms` computes them from logits
+(or probabilities) in log space, and a kernel may compute the same four numbers its
+own way.
+"""
+
+from __future__ import annotations
+
+from ._primitives import (
+    clamped_log,
+    log_sigmoid_pair,
+    modulating_factor,
+    modulating_factor_slope,
+)
+from ._typing import Array, Namespace
+
+# ----------------------------------------------------------------- binary family
+
+
+def binary_log_probs(x: Array, from_logits: bool, xp: Namespace) -> tuple[Array, Array]:
+    """``(log p, log(1 - p))`` of the probability of class 1: from logits in log space
+    (one ``exp``, one ``log1p``), or from probabilities with the log clamped at -100."""
+    if from_logits:
+        return log_sigmoid_pair(x, xp)
+    return clamped_log(x, xp), clamped_log(1 - x, xp)
+
+
+def binary_cross_entropy(
+    log_p: Array, log_q: Array, y: Array, pos_weight: Array | None = None
+) -> Array:
+    """``-(w_+ y' log p + (1 - y') log(1 - p))``: binary cross-entropy of one element."""
+    positive = y * log_p if pos_weight is None else pos_weight * (y * log_p)
+    return -(positive + (1 - y) * log_q)
+
+
+def binary_terms(
+    x: Array, y: Array, from_logits: bool, xp: Namespace
+) -> tuple[Array, Array, Array, Array]:
+    """``(bce, b, p, q)`` of logits (or probabilities) ``x`` and smoothed targets ``y``.
+
+    From logits ``p = exp(log p)`` and ``q = exp(log(1 - p))`` are each accurate where
+    the other is close to 1, and ``b = y' q + (1 - y') p`` is a sum of two
+    non-negative terms: no cancellation anywhere.
+    """
+    log_p, log_q = binary_log_probs(x, from_logits, xp)
+    bce = binary_cross_entropy(log_p, log_q, y)
+    p, q = (xp.exp(log_p), xp.exp(log_q)) if from_logits else (x, 1 - x)
+    return bce, y * q + (1 - y) * p, p, q
+
+
+def class_balance(y: Array, alpha: float | None) -> Array | float:
+    """``alpha_t = alpha y' + (1 - alpha)(1 - y')``, written with one multiply; 1 for
+    ``alpha=None``."""
+    if alpha is None:
+        return 1.0
+    return (1.0 - alpha) + (2.0 * alpha - 1.0) * y
+
+
+def focal_weight(
+    b: Array, y: Array, alpha: float | None, gamma: float | Array, xp: Namespace
+) -> Array | float:
+    """``alpha_t (1 - p_t)^gamma``: the weight the focal loss puts on an element's BCE
+    (the Python float 1.0 for ``alpha=None`` and ``gamma = 0``)."""
+    balance = class_balance(y, alpha)
+    if isinstance(gamma, float) and gamma == 0.0:
+        return balance
+    factor = modulating_factor(b, gamma, xp)
+    return factor if alpha is None else balance * factor
+
+
+def sigmoid_focal(
+    bce: Array, b: Array, y: Array, alpha: float | None, gamma: float | Array, xp: Namespace
+) -> Array:
+    r"""The sigmoid focal loss of one element (Lin et al. 2017, equation 5).
+
+    .. math::
+
+        \ell = \alpha_t\, (1 - p_t)^\gamma\, \mathrm{BCE}(x, y')
+
+    with ``b = 1 - p_t``; ``gamma = 0`` and ``alpha=None`` is the BCE itself.
+    """
+    weight = focal_weight(b, y, alpha, gamma, xp)
+    return bce if isinstance(weight, float) else weight * bce
+
+
+def sigmoid_focal_gradient(
+    bce: Array,
+    b: Array,
+    p: Array,
+    q: Array,
+    y: Array,
+    alpha: float | None,
+    gamma: float,
+    xp: Namespace,
+    *,
+    weight: Array | float | None = None,
+) -> Array:
+    r"""``d sigmoid_focal / dx`` with respect to the logit, for a Python-float gamma.
+
+    Since ``dBCE/dx = p - y'`` and ``db/dx = (1 - 2y') p q``:
+
+    .. math::
+
+        \frac{d\ell}{dx} = \alpha_t \left[ b^\gamma (p - y')
+            + \gamma b^{\gamma - 1} (1 - 2y')\, p\, q\, \mathrm{BCE} \right]
+
+    ``p - y'`` is written ``(1 - y') p - y' q`` so that it keeps its relative accuracy
+    when ``p`` is close to 1, and ``b^(gamma - 1)`` follows
+    :func:`~._primitives.modulating_factor_slope` (the derivative automatic
+    differentiation takes of :func:`~._primitives.modulating_factor`). Built from
+    differentiable primitives, so differentiating it again (double backward) is exact.
+    ``weight`` is :func:`focal_weight` where the caller has already computed it.
+    """
+    if weight is None:
+        weight = focal_weight(b, y, alpha, gamma, xp)
+    p_minus_y = (1 - y) * p - y * q
+    grad = p_minus_y if isinstance(weight, float) else weight * p_minus_y
+    if gamma != 0.0:
+        term = modulating_factor_slope(b, gamma, xp) * (1 - 2 * y) * (p * q) * bce
+        grad = grad + (term if alpha is None else class_balance(y, alpha) * term)
+    return grad
+
+
+# ---------------------------------------------------------------- softmax family
+
+
+def cross_entropy_of_distribution(log_p: Array, q: Array, axis: int, xp: Namespace) -> Array:
+    """``-sum_c q'_c log p_c`` along ``axis`` (class weights already folded into ``q``)."""
+    return -xp.sum(q * log_p, axis=axis)
+
+
+def cross_entropy_of_labels(
+    picked: Array, row_sum: Array | None, a: float, b: float, w_label: Array | None = None
+) -> Array:
+    """``-sum_c w_c q'_c log p_c`` for a one-hot target smoothed to ``q' = a q + b``.
+
+    By linearity that is ``-(a w_y log p_y + b sum_c w_c log p_c)``: ``picked`` is
+    ``log p_y`` (the label's log-probability), ``row_sum`` the weighted sum over the
+    classes (None when ``b = 0``) and ``w_label`` the label's weight. No one-hot is
+    ever materialised.
+    """
+    loss = -a * picked if w_label is None else -a * (w_label * picked)
+    return loss if row_sum is None else loss - b * row_sum
+
+
+def softmax_focal_terms(
+    log_p: Array, one_minus_p: Array, gamma: float | Array, xp: Namespace
+) -> Array:
+    r"""``(1 - p_c)^\gamma \log p_c`` for every class term of the softmax focal loss.
+
+    The loss is ``-sum_c alpha_c q'_c`` times this (Lin et al. 2017, for the softmax
+    form); ``one_minus_p`` is ``-expm1(log p_c)`` from logits, accurate for confident
+    predictions.
+    """
+    return modulating_factor(one_minus_p, gamma, xp) * log_p
+
+
+__all__ = [
+    "binary_cross_entropy",
+    "binary_log_probs",
+    "binary_terms",
+    "class_balance",
+    "cross_entropy_of_distribution",
+    "cross_entropy_of_labels",
+    "focal_weight",
+    "sigmoid_focal",
+    "sigmoid_focal_gradient",
+    "softmax_focal_terms",
+]

@@ -1,0 +1,269 @@
+"""The validated inputs of each loss family: every check, once, for every path.
+
+A public loss builds one of these first. Construction checks everything that can be
+checked (types, shapes, options, labels and parameters where values are free to
+read) and raises with a message naming the argument; what it holds afterwards is what
+both the definitions and a backend's native path consume, so no path validates
+again. Array work that only the definitions need (widened labels, masks, smoothed
+distributions) is done when first asked for, so that a native path pays nothing
+for it.
+"""
+
+from __future__ import annotations
+
+from ._backends import Backend, backend_of
+from ._primitives import clamped_log
+from ._reduction import nan_where_invalid, reduce_loss
+from ._smoothing import as_index_array, check_label_range, smoothing_coefficients
+from ._typing import Array, Namespace
+from ._validation import (
+    as_parameter_array,
+    check_axis,
+    check_broadcasts_to,
+    check_ignore_index,
+    check_logits,
+    check_options,
+    check_per_class,
+    check_probabilities,
+    dtype_is,
+    namespace_of,
+)
+
+# (type of logits, type of targets) -> their namespace and its backend
+_NAMESPACES: dict[tuple[type, type], tuple[Namespace, Backend]] = {}
+
+
+class _Inputs:
+    """What both families share: the namespace, its backend, logits in the compute
+    dtype, and the options."""
+
+    # slots: built on every call of a loss, so attribute writes should be cheap
+    __slots__ = ("backend", "compute_dtype", "from_logits", "out_dtype", "reduction", "x", "xp")
+
+    def _logits(
+        self,
+        logits: Array,
+        targets: Array,
+        label_smoothing: object,
+        smoothing: object,
+        from_logits: object,
+        reduction: object,
+    ) -> float:
+        """Check and store what every loss shares; return the smoothing strength."""
+        types = (type(logits), type(targets))
+        found = _NAMESPACES.get(types)
+        if found is None:  # whether a value is an array, and of which library, is its type's
+            xp = namespace_of([("logits", logits), ("targets", targets)])
+            found = _NAMESPACES[types] = (xp, backend_of(xp))
+        xp, backend = found
+        check_logits(logits, xp)
+        eps = check_options(reduction, smoothing, label_smoothing, from_logits)
+        self.xp, self.backend = xp, backend
+        self.out_dtype = logits.dtype
+        dtype = backend.compute_dtype(logits.dtype, logits, xp)
+        self.compute_dtype = dtype
+        x = logits if dtype == logits.dtype else xp.astype(logits, dtype)
+        self.x = x if from_logits else check_probabilities(x, xp, backend)
+        self.from_logits = bool(from_logits)
+        self.reduction = str(reduction)
+        return eps
+
+    def cast(self, out: Array) -> Array:
+        """The result in the dtype of ``logits`` (a 0-d array, never a NumPy scalar)."""
+        return self.backend.as_result(out, self.out_dtype, self.xp)
+
+
+class BinaryInputs(_Inputs):
+    """Validated inputs of a binary loss: logits and smoothed targets ``y`` in the
+    compute dtype."""
+
+    __slots__ = ("y",)
+
+    def __init__(
+        self,
+        logits: Array,
+        targets: Array,
+        label_smoothing: object,
+        smoothing: object,
+        from_logits: object,
+        reduction: object,
+    ) -> None:
+        eps = self._logits(logits, targets, label_smoothing, smoothing, from_logits, reduction)
+        xp = self.xp
+        if not (
+            dtype_is(xp, targets.dtype, "real floating")
+            or dtype_is(xp, targets.dtype, "integral")
+            or dtype_is(xp, targets.dtype, "bool")
+        ):
+            raise TypeError(
+                f"`targets` must be a real floating, integer or bool array; got dtype "
+                f"{targets.dtype}."
+            )
+        check_broadcasts_to(tuple(targets.shape), tuple(logits.shape), "targets")
+        # copy=False: a target array that already has the compute dtype is used as is.
+        y = xp.astype(targets, self.x.dtype, copy=False)
+        a, b = smoothing_coefficients(eps, 2, str(smoothing))
+        self.y = y if b == 0.0 else a * y + b
+
+    def parameter(self, value: object, name: str) -> Array:
+        """A per-element parameter (weight, pos_weight) broadcastable to ``logits``."""
+        arr = as_parameter_array(value, name, self.xp, self.x, allow_scalar=True)
+        check_broadcasts_to(tuple(arr.shape), tuple(self.x.shape), name)
+        return arr
+
+    def finish(self, loss: Array) -> Array:
+        """Reduce the per-element loss and cast it back."""
+        return self.cast(reduce_loss(loss, self.reduction, self.xp))
+
+
+class SoftmaxInputs(_Inputs):
+    """Validated inputs of a softmax loss: logits in the compute dtype, the class axis,
+    and the targets, which are integer class indices (``labels``) or a distribution
+    along ``axis`` (``dist``), as their dtype says."""
+
+    __slots__ = (
+        "_dist", "_masks", "a", "axis", "b", "eager", "ignore", "keep", "labels", "num_classes",
+        "reads_labels", "targets",
+    )  # fmt: skip
+
+    def __init__(
+        self,
+        logits: Array,
+        targets: Array,
+        axis: object,
+        ignore_index: object,
+        label_smoothing: object,
+        smoothing: object,
+        from_logits: object,
+        reduction: object,
+    ) -> None:
+        eps = self._logits(logits, targets, label_smoothing, smoothing, from_logits, reduction)
+        xp, backend = self.xp, self.backend
+        ndim = logits.ndim
+        ax = axis if type(axis) is int and -ndim <= axis < ndim else check_axis(axis, ndim)
+        self.axis = ax = ax % ndim
+        self.ignore = ignore = None if ignore_index is None else check_ignore_index(ignore_index)
+        shape = logits.shape
+        self.num_classes = k = int(shape[ax])
+        if k == 0:
+            raise ValueError(
+                f"`logits` has no classes: axis {ax} of shape {tuple(shape)} is empty."
+            )
+        self.a, self.b = (
+            (1.0, 0.0) if eps == 0.0 else smoothing_coefficients(eps, k, str(smoothing))
+        )
+        self.targets = targets
+        self._masks: tuple[Array, Array | None, Array | None] | None = None
+        self._dist: Array | None = None
+        # eager: the backend's own eager kernels may run on these arrays
+        self.eager = eager = backend.eager(self.x, targets)
+        self.reads_labels = False  # the label values were read and checked
+        if dtype_is(xp, targets.dtype, "integral"):
+            self.labels: Array | None = targets
+            expected = shape[:ax] + shape[ax + 1 :]
+            if targets.shape != expected:
+                raise ValueError(
+                    f"integer `targets` (class indices) must have the shape of `logits` "
+                    f"without axis {ax}, {tuple(expected)}; got {tuple(targets.shape)} "
+                    f"(`logits` has shape {tuple(shape)})."
+                )
+            self.reads_labels = eager or backend.reads_values(targets)
+            if self.reads_labels and not backend.labels_in_range(targets, k, xp):
+                check_label_range(targets, k, ignore, xp, "targets", backend)
+            return
+        self.labels = None
+        if ignore is not None:
+            raise ValueError(
+                f"`ignore_index`={ignore} applies to integer class-index targets only; "
+                f"`targets` has dtype {targets.dtype}."
+            )
+        if not (
+            dtype_is(xp, targets.dtype, "real floating") or dtype_is(xp, targets.dtype, "bool")
+        ):
+            raise TypeError(
+                f"`targets` must be integer class indices or a real floating "
+                f"distribution; got dtype {targets.dtype}."
+            )
+        if tuple(targets.shape) != tuple(shape):
+            raise ValueError(
+                f"`targets` as a distribution must have the shape of `logits` "
+                f"{tuple(shape)}; got {tuple(targets.shape)}."
+            )
+
+    # What the definitions need, computed when first asked for.
+
+    def label_masks(self) -> tuple[Array, Array | None, Array | None]:
+        """``(labels, ignored, valid)`` for integer targets: the labels widened to the
+        index dtype with every ignored or out-of-range one replaced by 0, the mask of
+        ignored elements (None without ``ignore_index``), and the mask of acceptable
+        labels where values could not be checked (None where they were: out-of-range
+        labels have raised)."""
+        if self._masks is None:
+            xp, k = self.xp, self.num_classes
+            labels = as_index_array(self.targets, xp)
+            keep = (labels >= 0) & (labels < k)
+            acceptable = keep
+            ignored = None
+            if self.ignore is not None:
+                ignored = labels == self.ignore
+                acceptable = keep | ignored
+                keep = keep & ~ignored
+            valid = None if self.reads_labels else acceptable
+            self.keep = keep
+            self._masks = (xp.where(keep, labels, xp.zeros_like(labels)), ignored, valid)
+        return self._masks
+
+    @property
+    def dist(self) -> Array:
+        """The smoothed target distribution (float targets), in the compute dtype."""
+        if self._dist is None:
+            q = self.xp.astype(self.targets, self.x.dtype)
+            self._dist = q if self.b == 0.0 else self.a * q + self.b
+        return self._dist
+
+    def log_probs(self) -> Array:
+        """``log p`` along the class axis (clamped at -100 for probabilities)."""
+        if not self.from_logits:
+            return clamped_log(self.x, self.xp)
+        log_p = self.backend.log_softmax(self.x, self.axis, self.xp)
+        if self.backend.clips_log_probs(self.out_dtype, self.x.dtype, self.xp):
+            log_p = self.xp.clip(log_p, min=-float(self.xp.finfo(log_p.dtype).max))
+        return log_p
+
+    def per_class(self, value: object, name: str) -> Array:
+        """A per-class parameter (weight, alpha) as an array of length K."""
+        arr = as_parameter_array(value, name, self.xp, self.x)
+        check_per_class(arr, name, self.num_classes)
+        return arr
+
+    def broadcast_class(self, vector: Array) -> Array:
+        """Reshape a per-class vector to broadcast along the class axis."""
+        shape = [1] * self.x.ndim
+        shape[self.axis] = vector.shape[0]
+        return self.xp.reshape(vector, tuple(shape))
+
+    def take_class(self, values: Array, labels: Array) -> Array:
+        """``values`` at the label's class (the class axis removed)."""
+        return self.backend.take_class(values, labels, self.axis, self.xp)
+
+    def class_values(self, vector: Array, labels: Array) -> Array:
+        """``vector[labels]`` for a per-class vector and in-range labels."""
+        xp = self.xp
+        flat = xp.take(vector, xp.reshape(labels, (-1,)), axis=0)
+        return xp.reshape(flat, tuple(labels.shape))
+
+    def finish(self, loss: Array, denominator: Array | int | None = None) -> Array:
+        """Zero the ignored elements, NaN the out-of-range ones, reduce and cast back.
+
+        ``"mean"`` divides by ``denominator`` when given (``cross_entropy``'s summed
+        label weights), else by the number of elements that are not ignored.
+        """
+        xp = self.xp
+        if self.labels is not None:
+            _, ignored, valid = self.label_masks()
+            if ignored is not None:
+                loss = xp.where(ignored, xp.zeros_like(loss), loss)
+                if denominator is None:
+                    denominator = xp.sum(xp.astype(self.keep, loss.dtype))
+            loss = nan_where_invalid(loss, valid, xp)
+        return self.cast(reduce_loss(loss, self.reduction, xp, denominator))
