@@ -31,18 +31,14 @@ def _module_name(path: Path) -> str:
     return ".".join(parts)
 
 
-def _executed_nodes(tree: ast.AST) -> list[ast.AST]:
-    """Every node, except those under ``if TYPE_CHECKING:`` (never executed)."""
-    out: list[ast.AST] = []
-    stack: list[ast.AST] = [tree]
-    while stack:
-        node = stack.pop()
-        if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
-            stack.extend(node.orelse)
-            continue
-        out.append(node)
-        stack.extend(ast.iter_child_nodes(node))
-    return out
+def _tool(name: str) -> Any:
+    """A script of ``tools/``, imported as a module."""
+    spec = importlib.util.spec_from_file_location(name, ROOT / "tools" / f"{name}.py")
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def _imports(path: Path) -> set[str]:
@@ -50,7 +46,7 @@ def _imports(path: Path) -> set[str]:
     module = _module_name(path)
     package = module if path.name == "__init__.py" else module.rpartition(".")[0]
     found: set[str] = set()
-    for node in _executed_nodes(ast.parse(path.read_text())):
+    for node in _tool("code_stats")._executed(ast.parse(path.read_text())):
         if isinstance(node, ast.ImportFrom):
             base = package
             for _ in range(node.level - 1):
@@ -126,16 +122,6 @@ def test_every_module_imports_in_a_fresh_interpreter() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=300, check=False
     )
     assert proc.returncode == 0, proc.stderr
-
-
-def _tool(name: str) -> Any:
-    """A script of ``tools/``, imported as a module."""
-    spec = importlib.util.spec_from_file_location(name, ROOT / "tools" / f"{name}.py")
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def test_no_library_named_outside_the_seam_and_the_backends() -> None:

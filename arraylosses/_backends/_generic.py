@@ -6,14 +6,29 @@ from __future__ import annotations
 import functools
 import sys
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, TypeVar, cast
+from typing import Any, Protocol, TypeVar, cast
 
 from .. import _compat
 from .._primitives import log_softmax
 from .._typing import Array, DType, Namespace
 
-if TYPE_CHECKING:  # pragma: no cover
-    from .._inputs import SoftmaxInputs
+
+class SoftmaxCall(Protocol):
+    """What a backend's native ``cross_entropy`` receives: the validated inputs of one
+    call (``_inputs.SoftmaxInputs``), nothing left to check."""
+
+    x: Array  # logits in the compute dtype
+    targets: Array  # as given: class indices or a distribution
+    labels: Array | None  # None for a distribution
+    axis: int  # normalised, in [0, ndim)
+    num_classes: int
+    ignore: int | None
+    a: float  # smoothing: q' = a q + b
+    b: float
+    eager: bool  # Backend.eager(x, targets)
+    from_logits: bool
+    reduction: str
+    out_dtype: DType
 
 
 class Backend:
@@ -83,7 +98,7 @@ class Backend:
         targets ``y`` (one shape, one dtype), by a faster route than the definition."""
         return None
 
-    def cross_entropy(self, inputs: SoftmaxInputs, weight: Array | None) -> Array | None:
+    def cross_entropy(self, inputs: SoftmaxCall, weight: Array | None) -> Array | None:
         """The whole of ``cross_entropy`` by the library's own kernel."""
         return None
 

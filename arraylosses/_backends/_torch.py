@@ -21,17 +21,14 @@ forward-mode AD) takes the definitions, which compile and transform as they are.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 
 import torch
 import torch.nn.functional as F
 
 from .._elementwise import binary_terms, focal_weight, sigmoid_focal_gradient
 from .._typing import Array, DType, Namespace
-from ._generic import Backend, array_namespace
-
-if TYPE_CHECKING:  # pragma: no cover
-    from .._inputs import SoftmaxInputs
+from ._generic import Backend, SoftmaxCall, array_namespace
 
 # Elements per block of the reduced losses on CPU (measured on a 2-core x86 CPU with
 # RetinaNet-sized inputs): torch's few fused operations amortise their dispatch and
@@ -123,7 +120,7 @@ class TorchBackend(Backend):
         kernel = SigmoidFocalBlocks(alpha, gamma)
         return reduced_loss(kernel, x, y, n if reduction == "mean" else 1, BLOCK if x.is_cpu else n)
 
-    def cross_entropy(self, inputs: SoftmaxInputs, weight: Array | None) -> Array | None:
+    def cross_entropy(self, inputs: SoftmaxCall, weight: Array | None) -> Array | None:
         x, targets = inputs.x, inputs.targets
         if not (inputs.eager and inputs.from_logits and targets.dtype is not torch.bool):
             return None
