@@ -20,6 +20,7 @@ there unchanged.
 
 from __future__ import annotations
 
+import importlib.util
 import tracemalloc
 from collections.abc import Callable
 from types import ModuleType
@@ -105,10 +106,13 @@ def torch_only(fn: Any) -> Any:
 @pytest.fixture
 def small_blocks(monkeypatch: pytest.MonkeyPatch) -> None:
     """Blocks of 64 elements: blockwise loops run on test-sized arrays."""
-    from arraylosses._backends import _numpy, _torch
+    from arraylosses._backends import _numpy
 
     monkeypatch.setattr(_numpy, "BLOCK_BYTES", 64 * 8)  # 64 float64 values
-    monkeypatch.setattr(_torch, "BLOCK", 64)
+    if importlib.util.find_spec("torch") is not None:  # sessions without torch skip it
+        from arraylosses._backends import _torch
+
+        monkeypatch.setattr(_torch, "BLOCK", 64)
 
 
 @pytest.fixture
