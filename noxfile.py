@@ -123,7 +123,8 @@ def typecheck(session: nox.Session) -> None:
     session.run("mypy")
 
 
-DOCS_DEPS = ["sphinx>=7", "numpydoc>=1.6", "myst-parser>=2"]
+# numpy: the API page documents arraylosses.testing, whose references are NumPy code
+DOCS_DEPS = ["sphinx>=7", "numpydoc>=1.6", "myst-parser>=2", "numpy>=1.26"]
 
 
 @nox.session
