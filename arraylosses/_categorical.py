@@ -20,6 +20,11 @@ from ._typing import Array
 from ._validation import check_alpha_array, check_gamma, check_unit_interval
 
 
+def _times(scale: float, loss: Array) -> Array:
+    """The loss computed from log-probabilities in units of ``scale``, in nats."""
+    return loss if scale == 1.0 else scale * loss
+
+
 @quiet_overflow
 def cross_entropy(
     logits: Array,
@@ -113,21 +118,23 @@ def cross_entropy(
 def cross_entropy_by_definition(inputs: SoftmaxInputs, w: Array | None) -> Array:
     """:func:`cross_entropy` of validated inputs by its definition, on any backend."""
     xp, ax = inputs.xp, inputs.axis
-    log_p = inputs.log_probs()
+    log_p, scale = inputs.log_probs()
     if inputs.labels is None:
         q = inputs.dist if w is None else inputs.broadcast_class(w) * inputs.dist
-        return inputs.finish(cross_entropy_of_distribution(log_p, q, ax, xp))
+        return inputs.finish(_times(scale, cross_entropy_of_distribution(log_p, q, ax, xp)))
     labels, _, _ = inputs.label_masks()
     picked = inputs.take_class(log_p, labels)
     if w is None:
         row_sum = None if inputs.b == 0.0 else xp.sum(log_p, axis=ax)
-        return inputs.finish(cross_entropy_of_labels(picked, row_sum, inputs.a, inputs.b))
+        return inputs.finish(
+            _times(scale, cross_entropy_of_labels(picked, row_sum, inputs.a, inputs.b))
+        )
     w_label = inputs.class_values(w, labels)
     row_sum = None if inputs.b == 0.0 else xp.sum(inputs.broadcast_class(w) * log_p, axis=ax)
     loss = cross_entropy_of_labels(picked, row_sum, inputs.a, inputs.b, w_label)
     # PyTorch's rule: the mean divides by the summed weight of the kept labels.
     denominator = xp.sum(xp.where(inputs.keep, w_label, xp.zeros_like(w_label)))
-    return inputs.finish(loss, denominator)
+    return inputs.finish(_times(scale, loss), denominator)
 
 
 @quiet_overflow
@@ -221,9 +228,9 @@ def softmax_focal_loss(
     else:
         alpha_scalar = None
         alpha_vec = check_alpha_array(inputs.per_class(alpha, "alpha"), xp, x, inputs.backend)
-    log_p = inputs.log_probs()
+    log_p, scale = inputs.log_probs()
     if inputs.labels is None or inputs.b != 0.0 or not isinstance(g, float):
-        one_minus_p = -xp.expm1(log_p) if inputs.from_logits else 1 - x
+        one_minus_p = -xp.expm1(scale * log_p) if inputs.from_logits else 1 - x
         terms = softmax_focal_terms(log_p, one_minus_p, g, xp)
         if alpha_vec is not None:
             terms = inputs.broadcast_class(alpha_vec) * terms
@@ -238,10 +245,13 @@ def softmax_focal_loss(
         # Hard labels without smoothing: only the label's class term contributes.
         labels, _, _ = inputs.label_masks()
         picked = inputs.take_class(log_p, labels)
-        one_minus_p = -xp.expm1(picked) if inputs.from_logits else 1 - inputs.take_class(x, labels)
+        if inputs.from_logits:
+            one_minus_p = -xp.expm1(scale * picked)
+        else:
+            one_minus_p = 1 - inputs.take_class(x, labels)
         loss = -softmax_focal_terms(picked, one_minus_p, g, xp)
         if alpha_vec is not None:
             loss = inputs.class_values(alpha_vec, labels) * loss
     if alpha_scalar is not None:
         loss = alpha_scalar * loss
-    return inputs.finish(loss)
+    return inputs.finish(_times(scale, loss))

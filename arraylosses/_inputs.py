@@ -11,8 +11,8 @@ for it.
 
 from __future__ import annotations
 
-from ._backends import Backend, backend_of
-from ._primitives import clamped_log
+from ._backends import Backend, backend_of, device
+from ._primitives import clamped_log, scaled_log_softmax
 from ._reduction import nan_where_invalid, reduce_loss
 from ._smoothing import as_index_array, check_label_range, smoothing_coefficients
 from ._typing import Array, Namespace
@@ -27,6 +27,7 @@ from ._validation import (
     check_probabilities,
     dtype_is,
     namespace_of,
+    same_shape,
 )
 
 # (type of logits, type of targets) -> their namespace and its backend
@@ -161,11 +162,14 @@ class SoftmaxInputs(_Inputs):
         if dtype_is(xp, targets.dtype, "integral"):
             self.labels: Array | None = targets
             expected = shape[:ax] + shape[ax + 1 :]
-            if targets.shape != expected:
+            if not same_shape(targets.shape, expected):
+                hint = ""
+                if ax != 1 and ndim > 2 and same_shape(targets.shape, shape[:1] + shape[2:]):
+                    hint = " For PyTorch's (N, C, d1, ...) layout pass axis=1."
                 raise ValueError(
                     f"integer `targets` (class indices) must have the shape of `logits` "
                     f"without axis {ax}, {tuple(expected)}; got {tuple(targets.shape)} "
-                    f"(`logits` has shape {tuple(shape)})."
+                    f"(`logits` has shape {tuple(shape)}).{hint}"
                 )
             self.reads_labels = eager or backend.reads_values(targets)
             if self.reads_labels and not backend.labels_in_range(targets, k, xp):
@@ -184,10 +188,16 @@ class SoftmaxInputs(_Inputs):
                 f"`targets` must be integer class indices or a real floating "
                 f"distribution; got dtype {targets.dtype}."
             )
-        if tuple(targets.shape) != tuple(shape):
+        if not same_shape(targets.shape, shape):
+            hint = ""
+            if same_shape(targets.shape, shape[:ax] + shape[ax + 1 :]):
+                hint = (
+                    f" Class indices need an integer dtype; `targets` has dtype "
+                    f"{targets.dtype} (convert them, e.g. with astype(int64))."
+                )
             raise ValueError(
                 f"`targets` as a distribution must have the shape of `logits` "
-                f"{tuple(shape)}; got {tuple(targets.shape)}."
+                f"{tuple(shape)}; got {tuple(targets.shape)}.{hint}"
             )
 
     # What the definitions need, computed when first asked for.
@@ -221,14 +231,19 @@ class SoftmaxInputs(_Inputs):
             self._dist = q if self.b == 0.0 else self.a * q + self.b
         return self._dist
 
-    def log_probs(self) -> Array:
-        """``log p`` along the class axis (clamped at -100 for probabilities)."""
+    def log_probs(self) -> tuple[Array, float]:
+        """``(log p / scale, scale)`` along the class axis: the log-probabilities in
+        units of ``scale`` (a power of two where gaps or their sums would overflow
+        the compute dtype, see ``Backend.log_prob_scale``; 1 otherwise). Softmax
+        losses are linear in them and multiply the per-element loss by ``scale`` at
+        the end. Probabilities
+        (``from_logits=False``) have their log clamped at -100."""
         if not self.from_logits:
-            return clamped_log(self.x, self.xp)
-        log_p = self.backend.log_softmax(self.x, self.axis, self.xp)
-        if self.backend.clips_log_probs(self.out_dtype, self.x.dtype, self.xp):
-            log_p = self.xp.clip(log_p, min=-float(self.xp.finfo(log_p.dtype).max))
-        return log_p
+            return clamped_log(self.x, self.xp), 1.0
+        scale = self.backend.log_prob_scale(self.out_dtype, self.x.dtype, self.num_classes)
+        if scale != 1.0:
+            return scaled_log_softmax(self.x, self.axis, scale, self.xp), scale
+        return self.backend.log_softmax(self.x, self.axis, self.xp), 1.0
 
     def per_class(self, value: object, name: str) -> Array:
         """A per-class parameter (weight, alpha) as an array of length K."""
@@ -243,14 +258,29 @@ class SoftmaxInputs(_Inputs):
         return self.xp.reshape(vector, tuple(shape))
 
     def take_class(self, values: Array, labels: Array) -> Array:
-        """``values`` at the label's class (the class axis removed)."""
-        return self.backend.take_class(values, labels, self.axis, self.xp)
+        """``values`` at the label's class (the class axis removed).
+
+        With ``from_logits=False`` a NaN probability of another class would be left
+        behind by the gather (from logits it reaches every log-probability through the
+        normaliser); ``0 * sum`` of the row carries it along, and is 0 otherwise
+        (``values`` are finite: clamped logs, or focal terms of them)."""
+        picked = self.backend.take_class(values, labels, self.axis, self.xp)
+        if self.from_logits:
+            return picked
+        return picked + 0.0 * self.xp.sum(values, axis=self.axis)
 
     def class_values(self, vector: Array, labels: Array) -> Array:
         """``vector[labels]`` for a per-class vector and in-range labels."""
         xp = self.xp
-        flat = xp.take(vector, xp.reshape(labels, (-1,)), axis=0)
-        return xp.reshape(flat, tuple(labels.shape))
+        if labels.ndim == 1:
+            return xp.take(vector, labels, axis=0)
+        if all(n is not None and n == n for n in labels.shape):
+            flat = xp.take(vector, xp.reshape(labels, (-1,)), axis=0)
+            return xp.reshape(flat, tuple(labels.shape))
+        # unknown sizes (Dask after boolean indexing) cannot be flattened: select
+        classes = xp.arange(self.num_classes, dtype=labels.dtype, device=device(labels))
+        hit = labels[..., None] == classes
+        return xp.sum(xp.where(hit, vector, xp.zeros_like(vector)), axis=-1)
 
     def finish(self, loss: Array, denominator: Array | int | None = None) -> Array:
         """Zero the ignored elements, NaN the out-of-range ones, reduce and cast back.

@@ -62,17 +62,29 @@ def log_softmax(x: Array, axis: int, xp: Namespace) -> Array:
     """``x - logsumexp(x, axis)``, shifted by the maximum for stability.
 
     The shift makes the result invariant to adding a constant to every logit, as long
-    as the logits stay exactly representable. Logits spanning more than the dtype's
-    range (``max - (-max)``) give ``-inf``; the result is clipped at ``-finfo.max`` so
-    that a zero target weight times it is 0, not NaN. (Backends with a fused kernel of
-    the same semantics use it instead: ``Backend.log_softmax``.)
+    as the logits stay exactly representable. (Backends with a fused kernel of the
+    same semantics use it instead: ``Backend.log_softmax``.)
     """
     if 0 in x.shape:
         # Nothing to shift, and a max over an empty block raises on Dask.
         return x - xp.log(xp.sum(xp.exp(x), axis=axis, keepdims=True))
     shifted = x - xp.max(x, axis=axis, keepdims=True)
-    log_p = shifted - xp.log(xp.sum(xp.exp(shifted), axis=axis, keepdims=True))
-    return xp.clip(log_p, min=-float(xp.finfo(log_p.dtype).max))
+    return shifted - xp.log(xp.sum(xp.exp(shifted), axis=axis, keepdims=True))
+
+
+def scaled_log_softmax(x: Array, axis: int, scale: float, xp: Namespace) -> Array:
+    """``log_softmax(x) / scale``, for logits whose gaps overflow the compute dtype.
+
+    bfloat16 logits computed in float32 (a backend without float64) can differ by
+    ``max - (-max)``, which overflows float32, while the loss they give (a weighted
+    sum of gaps) is representable. Dividing first keeps every gap finite: with
+    ``h = x / scale`` and ``s = h - max(h)``, ``log_softmax(x) / scale =
+    s - lse(scale s) / scale``. A power-of-two ``scale`` divides exactly.
+    """
+    h = x / scale
+    shifted = h - xp.max(h, axis=axis, keepdims=True)
+    lse = xp.log(xp.sum(xp.exp(scale * shifted), axis=axis, keepdims=True))
+    return shifted - lse / scale
 
 
 def integer_power(base: Array, n: int) -> Array:

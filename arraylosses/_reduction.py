@@ -8,7 +8,7 @@ from ._typing import Array, Namespace
 
 
 def safe_divide(total: Array, denominator: Array | int | float, xp: Namespace) -> Array:
-    """``total / denominator``, NaN where the denominator is 0, without a warning.
+    """``total / denominator``, NaN where the denominator is exactly 0, without a warning.
 
     An empty batch, or one where every target is ignored, has no mean; NaN says so
     (as PyTorch does) while NumPy stays silent and nothing waits on the device.
@@ -17,9 +17,11 @@ def safe_divide(total: Array, denominator: Array | int | float, xp: Namespace) -
         if denominator == 0:
             return xp.full_like(total, float("nan"))
         return total / denominator
-    positive = denominator > 0
-    safe = xp.where(positive, denominator, xp.ones_like(denominator))
-    return xp.where(positive, total / safe, xp.full_like(total, float("nan")))
+    # Only an exactly zero denominator is special: PyTorch divides by a negative
+    # summed weight too (its own tests draw class weights in [-9, 9)).
+    nonzero = denominator != 0
+    safe = xp.where(nonzero, denominator, xp.ones_like(denominator))
+    return xp.where(nonzero, total / safe, xp.full_like(total, float("nan")))
 
 
 def reduce_loss(

@@ -12,12 +12,15 @@ from ._validation import (
     _describe,
     check_axis,
     check_choice,
+    check_dtype,
     check_unit_interval,
     namespace_of,
 )
 
 
-def smoothing_coefficients(epsilon: float, num_classes: int, smoothing: str) -> tuple[float, float]:
+def smoothing_coefficients(
+    epsilon: float, num_classes: int, smoothing: str, name: str = "label_smoothing"
+) -> tuple[float, float]:
     """``(a, b)`` such that the smoothed target is ``q' = a * q + b``.
 
     ``"uniform"`` (Szegedy et al. 2016): ``q' = (1 - eps) q + eps / K``.
@@ -31,12 +34,18 @@ def smoothing_coefficients(epsilon: float, num_classes: int, smoothing: str) -> 
         return 1.0 - epsilon, epsilon / num_classes
     if num_classes < 2:
         raise ValueError(
-            f'`smoothing`="others" spreads `label_smoothing` over the other classes and '
+            f'`smoothing`="others" spreads `{name}` over the other classes and '
             f"needs at least 2 classes; got {num_classes} class(es) with "
-            f"label_smoothing={epsilon!r}."
+            f"{name}={epsilon!r}."
         )
     share = epsilon / (num_classes - 1)
     return 1.0 - epsilon - share, share
+
+
+def check_floating_dtype(dtype: object, xp: Namespace) -> None:
+    check_dtype(dtype, xp)
+    if not xp.isdtype(dtype, "real floating"):
+        raise TypeError(f"`dtype` must be a real floating dtype; got {dtype}.")
 
 
 def check_num_classes(num_classes: object) -> int:
@@ -114,7 +123,7 @@ def encode_one_hot(
     # Out-of-range labels (only reachable where values cannot be checked): a NaN row,
     # or an all-zero row for a non-floating dtype.
     invalid_fill = float("nan") if xp.isdtype(dtype, "real floating") else 0
-    encoded = xp.where(xp.expand_dims(valid, axis=-1), encoded, xp.full_like(encoded, invalid_fill))
+    encoded = xp.where(valid[..., None], encoded, xp.full_like(encoded, invalid_fill))
     return backend.move_axis(encoded, -1, axis, xp)
 
 
@@ -173,6 +182,7 @@ def one_hot(
     ax = check_axis(axis, labels.ndim + 1, "the one-hot result")
     if dtype is None:
         dtype = default_dtype(xp, device=device(labels))
+    check_dtype(dtype, xp)
     return encode_one_hot(labels, k, ax, dtype, xp, "labels")
 
 
@@ -255,6 +265,7 @@ def smooth_labels(
         ax = check_axis(axis, targets.ndim + 1, "the smoothed result")
         if dtype is None:
             dtype = default_dtype(xp, device=device(targets))
+        check_floating_dtype(dtype, xp)
         q = encode_one_hot(targets, k, ax, dtype, xp, "targets")
     else:
         if targets.ndim == 0:
@@ -269,10 +280,9 @@ def smooth_labels(
         if dtype is None:
             is_float = xp.isdtype(targets.dtype, "real floating")
             dtype = targets.dtype if is_float else default_dtype(xp, device=device(targets))
+        check_floating_dtype(dtype, xp)
         q = xp.astype(targets, dtype)
-    if not xp.isdtype(dtype, "real floating"):
-        raise TypeError(f"`dtype` must be a real floating dtype; got {dtype}.")
-    a, b = smoothing_coefficients(eps, k, smoothing)
+    a, b = smoothing_coefficients(eps, k, smoothing, "epsilon")
     if b == 0.0:
         return q
     return a * q + b

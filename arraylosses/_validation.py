@@ -72,8 +72,33 @@ def dtype_is(xp: Namespace, dtype: Any, kind: str) -> bool:
     return answer
 
 
+def check_dtype(dtype: object, xp: Namespace, name: str = "dtype") -> None:
+    """``dtype`` must be a dtype object of ``xp`` (not a string, not another
+    library's dtype)."""
+    try:
+        known = isinstance(dtype, str) is False and bool(
+            xp.isdtype(dtype, ("real floating", "integral", "bool"))
+        )
+    except (TypeError, ValueError, KeyError):
+        known = False
+    if not known:
+        raise TypeError(
+            f"`{name}` must be a dtype of {xp.__name__} (such as {xp.__name__}.float32); "
+            f"got {_describe(dtype)}."
+        )
+
+
 def check_logits(logits: Array, xp: Namespace, name: str = "logits") -> None:
-    if not dtype_is(xp, logits.dtype, "real floating"):
+    try:
+        floating = dtype_is(xp, logits.dtype, "real floating")
+    except TypeError:  # a dtype the namespace does not know (NumPy + ml_dtypes.bfloat16)
+        raise TypeError(
+            f"`{name}` has dtype {logits.dtype}, which {xp.__name__} does not support "
+            f"as an array-API floating dtype (NumPy has no bfloat16: ml_dtypes' is not "
+            f"part of the standard); convert to float32 or use a library with bfloat16 "
+            f"(PyTorch, JAX)."
+        ) from None
+    if not floating:
         raise TypeError(
             f"`{name}` must have a real floating dtype (float16, bfloat16, float32, "
             f"float64); got dtype {logits.dtype}."
@@ -114,7 +139,14 @@ def check_ignore_index(ignore_index: object) -> int | None:
         return None
     if isinstance(ignore_index, bool) or not isinstance(ignore_index, numbers.Integral):
         raise TypeError(f"`ignore_index` must be an int or None; got {_describe(ignore_index)}.")
-    return int(ignore_index)
+    value = int(ignore_index)
+    if not -(2**63) <= value < 2**63:
+        # labels are compared as int64: a larger value could never match one
+        raise ValueError(
+            f"`ignore_index` must fit in int64 ([-2**63, 2**63)), as labels are compared "
+            f"as int64; got {value}."
+        )
+    return value
 
 
 def as_parameter_array(
@@ -171,23 +203,33 @@ def check_per_class(param: Array, name: str, num_classes: int) -> None:
         )
 
 
-def broadcast_shape(a: tuple[Any, ...], b: tuple[Any, ...]) -> tuple[Any, ...] | None:
-    """NumPy broadcasting of two shapes, or None if they do not broadcast."""
-    out = []
-    for i in range(1, max(len(a), len(b)) + 1):
-        da = a[-i] if i <= len(a) else 1
-        db = b[-i] if i <= len(b) else 1
-        if da == 1:
-            out.append(db)
-        elif db == 1 or da == db:
-            out.append(da)
-        else:
-            return None
-    return tuple(reversed(out))
+def _known(n: Any) -> bool:
+    """A dimension whose size is known (Dask gives None or NaN after boolean indexing)."""
+    return n is not None and n == n
+
+
+def same_shape(a: Any, b: Any) -> bool:
+    """Whether two shapes are equal, an unknown size matching any size."""
+    if a == b:
+        return True
+    return len(a) == len(b) and all(
+        not (_known(da) and _known(db)) or da == db for da, db in zip(a, b, strict=True)
+    )
+
+
+def broadcasts_to(shape: tuple[Any, ...], target: tuple[Any, ...]) -> bool:
+    """Whether ``shape`` broadcasts to ``target`` (NumPy's rules; an unknown size is
+    taken as compatible, as the library will check it when it knows)."""
+    if len(shape) > len(target):
+        return False
+    return all(
+        not (_known(d) and _known(t)) or d == 1 or d == t
+        for d, t in zip(reversed(shape), reversed(target), strict=False)
+    )
 
 
 def check_broadcasts_to(shape: tuple[Any, ...], target: tuple[Any, ...], name: str) -> None:
-    if broadcast_shape(shape, target) != tuple(target):
+    if not broadcasts_to(tuple(shape), tuple(target)):
         raise ValueError(
             f"`{name}` with shape {tuple(shape)} does not broadcast to the shape of "
             f"`logits` {tuple(target)}."
@@ -195,9 +237,10 @@ def check_broadcasts_to(shape: tuple[Any, ...], target: tuple[Any, ...], name: s
 
 
 def check_gamma(gamma: object, xp: Namespace, logits: Array, backend: Backend) -> float | Array:
-    """gamma: a Python real >= 0, or an array broadcastable to ``logits``.
+    """gamma: a finite Python real >= 0, or an array broadcastable to ``logits``.
 
-    Negative array entries raise on eager host arrays and give NaN elsewhere.
+    Negative, infinite or NaN array entries raise where values are free to read, and
+    give NaN elsewhere.
     """
     if isinstance(gamma, bool):
         raise TypeError(f"`gamma` must be a float >= 0 or an array; got {_describe(gamma)}.")
@@ -208,11 +251,11 @@ def check_gamma(gamma: object, xp: Namespace, logits: Array, backend: Backend) -
         return g
     g_arr = as_parameter_array(gamma, "gamma", xp, logits)
     check_broadcasts_to(tuple(g_arr.shape), tuple(logits.shape), "gamma")
-    ok = g_arr >= 0  # False for NaN too
+    ok = (g_arr >= 0) & (g_arr < float("inf"))  # False for NaN too
     if backend.reads_values(logits):
         if not bool(xp.all(ok)):
             raise ValueError(
-                f"`gamma` must be >= 0 everywhere; got {_first_values(g_arr, ok, xp)}."
+                f"`gamma` must be finite and >= 0 everywhere; got {_first_values(g_arr, ok, xp)}."
             )
         return g_arr
     return xp.where(ok, g_arr, xp.full_like(g_arr, float("nan")))

@@ -797,6 +797,7 @@ def test_torch_private_apis_are_pinned(xp, device):
     from arraylosses._backends._torch import transform_state
 
     assert callable(torch._C._functorch.is_functorch_wrapped_tensor)
+    assert callable(torch._C._functorch.is_legacy_batchedtensor)
     assert callable(torch._C._are_functorch_transforms_active)
     assert isinstance(torch.autograd.forward_ad._current_level, int)
     x = to_xp(xp, device, np.zeros(3))

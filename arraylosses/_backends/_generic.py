@@ -54,13 +54,18 @@ class Backend:
     def compute_dtype(self, dtype: DType, x: Array, xp: Namespace) -> DType:
         """The dtype a loss is computed in: half precision in float32 (float16's whole
         range is tiny for float32; bfloat16 shares float32's exponent range, so a logit
-        gap of ``max - (-max)`` overflows float32, see ``clips_log_probs``)."""
+        gap of ``max - (-max)`` overflows float32, see ``log_prob_scale``)."""
         return xp.float32 if "float16" in str(dtype) else dtype
 
-    def clips_log_probs(self, dtype: DType, compute: DType, xp: Namespace) -> bool:
-        """bfloat16 computed in float32: a logit gap of ``max - (-max)`` gives ``-inf``
-        log-probabilities, and ``0 * -inf`` would be NaN; they are clipped instead."""
-        return "bfloat16" in str(dtype) and compute == xp.float32
+    def log_prob_scale(self, dtype: DType, compute: DType, num_classes: int) -> float:
+        """The unit of the log-probabilities softmax losses are computed in: 1, or
+        for bfloat16 computed in float32 the power of two at least ``2 K``, so that
+        neither a logit gap nor a sum of K log-probabilities overflows (see
+        :func:`~.._primitives.scaled_log_softmax`); the loss is multiplied back at
+        the end."""
+        if "bfloat16" in str(dtype) and "float32" in str(compute):
+            return float(2 ** (2 * num_classes - 1).bit_length())
+        return 1.0
 
     def log_softmax(self, x: Array, axis: int, xp: Namespace) -> Array:
         return log_softmax(x, axis, xp)
@@ -107,7 +112,9 @@ def masked_take(values: Array, labels: Array, axis: int, xp: Namespace) -> Array
     """``take_along_axis`` as a sum under a one-hot comparison mask (lazy-safe and
     traceable: no value of ``labels`` is read), for namespaces without a gather."""
     classes = xp.arange(values.shape[axis], dtype=labels.dtype, device=device(labels))
-    mask = xp.moveaxis(xp.expand_dims(labels, axis=-1) == classes, -1, axis)
+    # (``[..., None]`` rather than ``expand_dims``: Dask reshapes for the latter,
+    # which fails on unknown chunk sizes)
+    mask = xp.moveaxis(labels[..., None] == classes, -1, axis)
     return xp.sum(xp.where(mask, values, xp.zeros_like(values)), axis=axis)
 
 
@@ -158,7 +165,7 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 def quiet_overflow(func: F) -> F:
     """Run ``func`` with NumPy's overflow warning silenced when its first argument is a
-    NumPy array.
+    NumPy or array-api-strict array (which computes with NumPy).
 
     A loss whose true value exceeds the dtype's range (logits spanning more than
     ``finfo.max``) saturates to ``inf``, the right limit; ``docs/contract.md`` promises no
@@ -170,7 +177,7 @@ def quiet_overflow(func: F) -> F:
 
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        if args and type(args[0]).__module__ == "numpy":
+        if args and type(args[0]).__module__.startswith(("numpy", "array_api_strict")):
             with sys.modules["numpy"].errstate(over="ignore"):
                 return func(*args, **kwargs)
         return func(*args, **kwargs)

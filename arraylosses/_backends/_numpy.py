@@ -35,6 +35,13 @@ class NumPyBackend(Backend):
     def eager(self, x: Array, y: Array) -> bool:
         return True
 
+    def log_softmax(self, x: Array, axis: int, xp: Namespace) -> Array:
+        # Logits spanning more than the dtype's range (max - (-max)) give -inf; keep
+        # it finite so that a zero target weight times it is 0, not NaN with a
+        # warning (the public functions silence NumPy's overflow warning only).
+        log_p = super().log_softmax(x, axis, xp)
+        return xp.clip(log_p, min=-float(xp.finfo(log_p.dtype).max))
+
     def as_result(self, out: Array, dtype: DType, xp: Namespace) -> Array:
         # NumPy reductions and 0-d arithmetic return ``np.float64`` scalars, not arrays.
         out = out if out.dtype == dtype else xp.astype(out, dtype)

@@ -42,7 +42,8 @@ def transform_state(
     tensors: tuple[torch.Tensor, ...], *, wrapped_only: bool = False
 ) -> tuple[bool, bool]:
     """``(wrapped, transformed)``: whether any tensor is wrapped by a ``torch.func``
-    transform or traced by ``torch.compile`` (its values cannot be read), and whether
+    transform or by autograd's own batching (``is_grads_batched``, vectorised
+    jacobians), or traced by ``torch.compile`` (its values cannot be read), and whether
     any transform, trace or forward-mode AD level is active (a custom autograd
     function would need rules the definitions get for free). ``wrapped_only`` skips
     the second question (its answer is then the first's).
@@ -55,8 +56,9 @@ def transform_state(
         return True, True
     try:
         is_wrapped = torch._C._functorch.is_functorch_wrapped_tensor
+        is_legacy = torch._C._functorch.is_legacy_batchedtensor  # is_grads_batched
         for t in tensors:
-            if is_wrapped(t):
+            if is_wrapped(t) or is_legacy(t):
                 return True, True
         if wrapped_only:
             return False, False
@@ -124,6 +126,8 @@ class TorchBackend(Backend):
         x, targets = inputs.x, inputs.targets
         if not (inputs.eager and inputs.from_logits and targets.dtype is not torch.bool):
             return None
+        if weight is not None and weight.requires_grad:
+            return None  # F.cross_entropy is not differentiable in its weight
         # "others" smoothing is PyTorch's uniform smoothing with eps' = b K: both are
         # q' = a q + b with a + b K = 1. Beyond eps' = 1 PyTorch refuses it.
         torch_eps = inputs.b * inputs.num_classes
@@ -181,8 +185,9 @@ class SigmoidFocalBlocks:
 
     The definition's terms come from PyTorch's fused operations, about half the
     operations of the array-API primitives (what counts on small and medium batches,
-    where every operation's dispatch does): ``BCE = binary_cross_entropy_with_logits``,
-    ``p = sigmoid(x)``, ``q = sigmoid(-x)`` (accurate where ``p`` is close to 1) and
+    where every operation's dispatch does): ``BCE = -lerp(log sigmoid(-x),
+    log sigmoid(x), y')`` (:func:`_bce`), ``p = sigmoid(x)``, ``q = sigmoid(-x)`` (accurate where ``p``
+    is close to 1) and
     ``b = 1 - p_t = lerp(p, q, y')`` (exactly ``q`` for ``y' = 1`` and ``p`` for 0).
     The focal weight and the gradient are the definitions' own functions.
     """
@@ -191,14 +196,15 @@ class SigmoidFocalBlocks:
         self.alpha, self.gamma = alpha, gamma
 
     def _terms(self, x: torch.Tensor, y: torch.Tensor) -> tuple[Any, ...]:
-        bce = F.binary_cross_entropy_with_logits(x, y, reduction="none")
-        p, q = torch.sigmoid(x), torch.sigmoid(-x)
+        minus_x = -x
+        bce = _bce(x, minus_x, y)
+        p, q = torch.sigmoid(x), torch.sigmoid(minus_x)
         b = torch.lerp(p, q, y)
         return bce, b, p, q, focal_weight(b, y, self.alpha, self.gamma, array_namespace(x))
 
     def loss_sum(self, x: torch.Tensor, y: torch.Tensor, scale: Any) -> torch.Tensor:
         if self.gamma == 0.0:
-            bce = F.binary_cross_entropy_with_logits(x, y, reduction="none")
+            bce = _bce(x, -x, y)
             weight = focal_weight(bce, y, self.alpha, 0.0, array_namespace(x))
         else:
             bce, _, _, _, weight = self._terms(x, y)
@@ -221,6 +227,16 @@ class SigmoidFocalBlocks:
         bce, b, p, q = binary_terms(x, y, True, xp)
         grad: torch.Tensor = sigmoid_focal_gradient(bce, b, p, q, y, self.alpha, self.gamma, xp)
         return grad
+
+
+def _bce(x: torch.Tensor, minus_x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """``-(y' log sigmoid(x) + (1 - y') log sigmoid(-x))`` as a mix of two
+    non-positive log-sigmoids: it keeps its relative accuracy for soft targets at
+    saturated logits and the ``e^-|x|`` tail of confident elements, in every dtype.
+    (``binary_cross_entropy_with_logits`` cancels in ``(1 - y) x + ...`` and rounds
+    ``log(1 + e^-|x|)`` to 0 beyond |x| ~ 17 in float32; ``softplus`` returns ``x``
+    beyond its threshold, 5e-13 off in float64.)"""
+    return -torch.lerp(F.logsigmoid(minus_x), F.logsigmoid(x), y)
 
 
 def _weighted_sum(weight: Any, values: torch.Tensor) -> torch.Tensor:
@@ -277,9 +293,13 @@ class ReducedElementwiseLoss(torch.autograd.Function):
             # saved input, so that autograd can differentiate it again.
             return (scale * ctx.kernel.gradient(x, y), *nothing)
         grad = ctx.grad
-        if grad is not None:
+        if grad is not None and not transform_state((grad_output,), wrapped_only=True)[0]:
             ctx.grad = None  # autograd may keep it as x.grad: never touch it again
             return (grad.mul_(grad_output), *nothing)
+        if grad is not None:
+            # a batched output gradient (is_grads_batched, vectorised jacobians): vmap
+            # cannot write a batch into the unbatched buffer; keep the buffer
+            return (grad * grad_output, *nothing)
         # a second backward (retain_graph=True): the buffer was given away
         out = torch.empty(x.shape, dtype=x.dtype, device=x.device)
         _blocks(ctx.kernel, x, y, scale, ctx.block, out)

@@ -87,8 +87,9 @@ def to_numpy(a: Array) -> Any:
 
     if hasattr(a, "compute"):  # Dask
         a = a.compute()
-    if hasattr(a, "detach"):  # torch
-        return a.detach().cpu().numpy()
+    if hasattr(a, "detach"):  # torch (NumPy has no bfloat16: widened to float32)
+        a = a.detach().cpu()
+        return (a.float() if "bfloat16" in str(a.dtype) else a).numpy()
     if type(a).__module__.startswith("cupy"):
         return a.get()
     if type(a).__module__.startswith("array_api_strict"):

@@ -1,0 +1,340 @@
+"""Edges docs/contract.md claims, tested over whole classes of input.
+
+Each test covers one class of failure found by fuzzing 0.1 (not one reproducer):
+bfloat16 softmax losses computed in float32, relative accuracy of every arrangement
+at saturated logits with soft targets, NaN reaching the row's loss with
+``from_logits=False``, batched backward through the PyTorch autograd function,
+differentiable class weights, every integer label dtype, Dask arrays of unknown
+size, negative summed class weights, and infinite gamma entries.
+"""
+
+from __future__ import annotations
+
+import itertools
+from types import ModuleType
+from typing import Any
+
+import numpy as np
+import pytest
+from array_api_extra.testing import assert_close
+
+import arraylosses as al
+from arraylosses.testing import reference as ref
+from arraylosses.testing import to_numpy
+
+# ------------------------------------------------ bfloat16 softmax, float32 compute
+
+BF16_MAX = 3.3895313892515355e38
+EXTREME_ROWS = [
+    [-3e38, 3e38, 3e38],
+    [3e38, -3e38, 0.0],
+    [-3.3e38, 3.3e38, 1.0],
+    [1e38, -1e38, -3e38],
+    [0.0, 1.0, -2.0],
+]
+
+
+def _bf16_cases() -> list[tuple[str, dict[str, Any], str]]:
+    cases = []
+    for name, options in itertools.product(
+        ["cross_entropy", "softmax_focal_loss"],
+        [
+            {},
+            {"label_smoothing": 0.1},
+            {"label_smoothing": 0.3, "smoothing": "others"},
+        ],
+    ):
+        for targets in ("labels", "soft"):
+            cases.append((name, options, targets))
+    cases += [
+        ("softmax_focal_loss", {"gamma": "array"}, "labels"),
+        ("softmax_focal_loss", {"gamma": "array", "label_smoothing": 0.1}, "soft"),
+        ("softmax_focal_loss", {"gamma": 0.5, "alpha": [0.2, 0.3, 0.5]}, "labels"),
+    ]
+    return cases
+
+
+@pytest.mark.parametrize(("name", "options", "targets"), _bf16_cases())
+@pytest.mark.parametrize("backend_name", ["jax (x64 off)", "torch"])
+def test_bfloat16_softmax_losses_near_the_largest_finite_value(
+    backend_name: str, name: str, options: dict[str, Any], targets: str
+) -> None:
+    """Per-row losses of bfloat16 logits spanning up to ``max - (-max)``: within bf16
+    rounding of the float64 reference on the rounded inputs, ``inf`` exactly where the
+    true loss exceeds the bfloat16 range, never NaN; and the gradient finite."""
+    import ml_dtypes
+
+    x64 = np.asarray(EXTREME_ROWS, dtype=ml_dtypes.bfloat16).astype(np.float64)
+    n, k = x64.shape
+    labels = np.arange(n) % k
+    soft = np.asarray([[0.1, 0.1, 0.8]] * n, dtype=ml_dtypes.bfloat16).astype(np.float64)
+    t64 = labels if targets == "labels" else soft
+    ref_options = {key: (2.0 if v == "array" else v) for key, v in options.items()}
+    want = getattr(ref, name)(x64, t64, reduction="none", **ref_options)
+    if backend_name == "torch":
+        torch = pytest.importorskip("torch")
+
+        def put(a: Any) -> Any:
+            if a.dtype.kind == "f":
+                return torch.asarray(a, dtype=torch.bfloat16)
+            return torch.asarray(a)
+
+        context: Any = _null()
+    else:
+        jax = pytest.importorskip("jax")
+
+        def put(a: Any) -> Any:
+            import jax.numpy as jnp
+
+            return jnp.asarray(a, dtype=jnp.bfloat16 if a.dtype.kind == "f" else jnp.int32)
+
+        context = jax.enable_x64(False)
+    with context:
+        call_options = dict(options)
+        if options.get("gamma") == "array":
+            call_options["gamma"] = put(np.full((n, k), 2.0))
+        got = getattr(al, name)(put(x64), put(t64), reduction="none", **call_options)
+        got64 = to_numpy(got).astype(np.float64)
+    too_big = want > BF16_MAX
+    assert not np.isnan(got64).any(), got64
+    assert (np.isinf(got64) == too_big).all(), (got64, want)
+    fine = ~too_big
+    np.testing.assert_allclose(got64[fine], want[fine], rtol=2e-2, atol=1e-2)
+
+
+class _null:
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *args: object) -> None:
+        return None
+
+
+# ------------------------------- relative accuracy at saturated logits, soft targets
+
+SAT_LOGITS = [20.0, -20.0, 50.0, -50.0, 100.0, -100.0, 1e4, -1e4]
+SAT_TARGETS = [0.0, 1e-6, 1e-3, 0.3, 1 - 1e-3, 1 - 1e-6, 1.0]
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("gamma", [0.0, 1e-6, 0.5, 1.0, 2.0])
+@pytest.mark.parametrize("reduction", ["none", "sum", "mean"])
+def test_sigmoid_focal_keeps_relative_accuracy_at_saturated_logits(
+    xp: ModuleType, asarray: Any, dtype: str, gamma: float, reduction: str
+) -> None:
+    """Every arrangement (the definition, the NumPy kernel, the PyTorch kernel) keeps
+    the definition's relative accuracy for soft targets near 0 and 1 at saturated
+    logits, including the ``e^-|x|`` tails of confident elements; gamma = 0 equals
+    the binary cross-entropy there."""
+    pairs = np.asarray(list(itertools.product(SAT_LOGITS, SAT_TARGETS)))
+    x_np = pairs[:, 0].astype(dtype)
+    y_np = pairs[:, 1].astype(dtype)  # the reference sees the rounded targets
+    x, y = asarray(x_np), asarray(y_np)
+    got = al.sigmoid_focal_loss(x, y, alpha=None, gamma=gamma, reduction=reduction)
+    want = ref.sigmoid_focal_loss(x_np, y_np, alpha=None, gamma=gamma, reduction=reduction)
+    rtol = 1e-5 if dtype == "float32" else 1e-12
+    # relative accuracy down to the smallest normal number; below it (e^-100 in
+    # float32) subnormals carry few digits, and the focal factor's limit is 0
+    tiny = float(np.finfo(dtype).smallest_normal)
+    np.testing.assert_allclose(to_numpy(got).astype(np.float64), want, rtol=rtol, atol=tiny)
+    if gamma == 0.0:
+        bce = al.binary_cross_entropy(x, y, reduction=reduction)
+        np.testing.assert_allclose(to_numpy(got), to_numpy(bce), rtol=4 * rtol, atol=tiny)
+
+
+# --------------------------------------------------- NaN reaches the row's loss
+
+
+@pytest.mark.parametrize("name", ["cross_entropy", "softmax_focal_loss"])
+@pytest.mark.parametrize("options", [{}, {"label_smoothing": 0.1}, {"gamma": 0.5}])
+def test_nan_probability_anywhere_in_a_row_reaches_its_loss(
+    xp: ModuleType, asarray: Any, name: str, options: dict[str, Any]
+) -> None:
+    if name == "cross_entropy" and "gamma" in options:
+        pytest.skip("no gamma")
+    k = 4
+    rows = []
+    for position in range(k):
+        row = np.full(k, 1.0 / k)
+        row[position] = np.nan
+        rows.append(row)
+    rows.append(np.full(k, 1.0 / k))  # a clean row stays finite
+    p = asarray(np.asarray(rows))
+    labels = asarray(np.zeros(len(rows), dtype=np.int64))
+    got = to_numpy(getattr(al, name)(p, labels, from_logits=False, reduction="none", **options))
+    assert np.isnan(got[:k]).all(), got
+    assert np.isfinite(got[k])
+
+
+# ------------------------------------------- batched backward through the kernel
+
+
+def test_batched_backward_through_the_torch_kernel() -> None:
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(0)
+    x = torch.asarray(rng.normal(0, 3, 12))
+    y = torch.asarray((rng.random(12) < 0.3).astype(np.float64))
+
+    def f(a: Any) -> Any:
+        return al.sigmoid_focal_loss(a, y, reduction="sum") * torch.stack([a.sum() ** 0, a[0] ** 0])
+
+    looped = torch.autograd.functional.jacobian(f, x)
+    vectorised = torch.autograd.functional.jacobian(f, x, vectorize=True)
+    assert_close(vectorised, looped, rtol=1e-12, atol=0)
+    leaf = x.clone().requires_grad_(True)
+    out = al.sigmoid_focal_loss(leaf, y, reduction="sum")
+    eye = torch.eye(1, dtype=x.dtype).reshape(1)
+    (batched,) = torch.autograd.grad(
+        out, leaf, torch.stack([eye[0], 2 * eye[0]]), is_grads_batched=True
+    )
+    (single,) = torch.autograd.grad(al.sigmoid_focal_loss(leaf, y, reduction="sum"), leaf)
+    assert_close(batched, torch.stack([single, 2 * single]), rtol=1e-12, atol=0)
+
+
+# ----------------------------------------------------- differentiable class weights
+
+
+@pytest.mark.parametrize("options", [{}, {"label_smoothing": 0.1}, {"ignore_index": 1}])
+@pytest.mark.parametrize("targets", ["labels", "soft"])
+def test_cross_entropy_weight_gradient_equals_finite_differences(
+    options: dict[str, Any], targets: str
+) -> None:
+    torch = pytest.importorskip("torch")
+    if targets == "soft" and "ignore_index" in options:
+        pytest.skip("ignore_index needs class indices")
+    rng = np.random.default_rng(1)
+    x = torch.asarray(rng.normal(0, 2, (7, 4)))
+    if targets == "labels":
+        t = torch.asarray(rng.integers(0, 4, 7))
+    else:
+        s = rng.random((7, 4))
+        t = torch.asarray(s / s.sum(1, keepdims=True))
+    w = torch.asarray(rng.uniform(0.5, 2.0, 4)).requires_grad_(True)
+    (g,) = torch.autograd.grad(al.cross_entropy(x, t, weight=w, **options), w)
+    h = 1e-6
+    fd = []
+    for c in range(4):
+        e = torch.zeros(4, dtype=w.dtype)
+        e[c] = h
+        up = float(al.cross_entropy(x, t, weight=w.detach() + e, **options))
+        down = float(al.cross_entropy(x, t, weight=w.detach() - e, **options))
+        fd.append((up - down) / (2 * h))
+    np.testing.assert_allclose(g.numpy(), fd, rtol=1e-6, atol=1e-9)
+
+
+# --------------------------------------------------------- integer label dtypes
+
+INTEGER_DTYPES = ["int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64"]
+
+
+@pytest.mark.parametrize("label_dtype", INTEGER_DTYPES)
+def test_every_integer_label_dtype_gives_the_int64_result(
+    xp: ModuleType, asarray: Any, label_dtype: str
+) -> None:
+    if not hasattr(xp, label_dtype):
+        pytest.skip(f"this backend has no {label_dtype}")
+    rng = np.random.default_rng(2)
+    x = asarray(rng.normal(0, 2, (9, 5)))
+    t_np = rng.integers(0, 5, 9)
+    t, t64 = asarray(t_np, label_dtype), asarray(t_np, "int64")
+    for options in ({}, {"ignore_index": -100}, {"ignore_index": 3, "label_smoothing": 0.1}):
+        for name in ("cross_entropy", "softmax_focal_loss"):
+            f = getattr(al, name)
+            assert_close(f(x, t, **options), f(x, t64, **options), rtol=1e-14, atol=0)
+    assert_close(al.one_hot(t, 5), al.one_hot(t64, 5))
+    assert_close(al.smooth_labels(t, 0.1, num_classes=5), al.smooth_labels(t64, 0.1, num_classes=5))
+
+
+@pytest.mark.parametrize("value", [2**63, -(2**63) - 1, 10**30])
+def test_ignore_index_outside_int64_is_refused(xp: ModuleType, asarray: Any, value: int) -> None:
+    x = asarray(np.zeros((3, 4)))
+    t = asarray(np.array([0, 1, 2]))
+    with pytest.raises(ValueError, match=r"`ignore_index` must fit in int64"):
+        al.cross_entropy(x, t, ignore_index=value)
+
+
+# ---------------------------------------------------- Dask arrays of unknown size
+
+
+@pytest.mark.parametrize("reduction", ["none", "sum", "mean"])
+def test_dask_arrays_of_unknown_size(reduction: str) -> None:
+    """After boolean indexing a Dask array's sizes are NaN: every function accepts it,
+    stays lazy, and agrees with NumPy on the computed arrays."""
+    dask = pytest.importorskip("dask")
+    da = pytest.importorskip("dask.array")
+    rng = np.random.default_rng(3)
+    x = da.from_array(rng.normal(0, 3, (40, 3)), chunks=7)
+    keep = x[:, 0] > 0
+    xs = x[keep]
+    ys = da.from_array((rng.random((40, 3)) < 0.3).astype(np.float64), chunks=7)[keep]
+    labels = da.from_array(rng.integers(0, 3, 40), chunks=7)[keep]
+    assert xs.shape[0] != xs.shape[0]  # NaN: unknown
+    calls = [
+        (al.sigmoid_focal_loss, (xs, ys), {}),
+        (al.binary_cross_entropy, (xs, ys), {"label_smoothing": 0.1}),
+        (al.cross_entropy, (xs, labels), {"label_smoothing": 0.1}),
+        (al.softmax_focal_loss, (xs, labels), {"alpha": [0.2, 0.3, 0.5]}),
+        (al.cross_entropy, (xs, ys / 3.0 + 0.0), {}),
+    ]
+
+    def forbid(*args: object, **kwargs: object) -> None:
+        raise AssertionError("computed before .compute()")
+
+    for f, args, options in calls:
+        with dask.config.set(scheduler=forbid):
+            lazy = f(*args, reduction=reduction, **options)
+        assert isinstance(lazy, da.Array)
+        computed = [a.compute() for a in args]
+        np.testing.assert_allclose(
+            lazy.compute(), f(*computed, reduction=reduction, **options), rtol=1e-12
+        )
+    with dask.config.set(scheduler=forbid):
+        assert isinstance(al.one_hot(labels, 3), da.Array)
+        assert isinstance(al.smooth_labels(labels, 0.1, num_classes=3), da.Array)
+
+
+# ------------------------------------------------ negative summed class weights
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize(
+    "weight", [[-2.0, -3.0, -1.5], [-9.0, 4.0, 0.5], [1.0, -1.0, 2.0]], ids=["neg", "mixed", "mix2"]
+)
+def test_weighted_mean_divides_by_a_negative_denominator(
+    xp: ModuleType, asarray: Any, dtype: str, weight: list[float]
+) -> None:
+    """PyTorch's rule: only an exactly zero summed weight is special."""
+    rng = np.random.default_rng(4)
+    x_np = rng.normal(0, 2, (6, 3)).astype(dtype)
+    t_np = np.array([0, 1, 2, 1, 0, 2])
+    got = al.cross_entropy(asarray(x_np), asarray(t_np), weight=asarray(np.asarray(weight), dtype))
+    want = ref.cross_entropy(x_np, t_np, weight=np.asarray(weight, dtype=dtype))
+    assert np.isfinite(want)
+    rtol = 1e-5 if dtype == "float32" else 1e-12
+    np.testing.assert_allclose(to_numpy(got), want, rtol=rtol)
+
+
+# ------------------------------------------------------------ infinite gamma
+
+
+@pytest.mark.parametrize("bad", [np.inf, -1.0, np.nan])
+@pytest.mark.parametrize("name", ["sigmoid_focal_loss", "softmax_focal_loss"])
+def test_gamma_arrays_with_invalid_entries(
+    xp: ModuleType, asarray: Any, backend: str, bad: float, name: str
+) -> None:
+    """The rule of a scalar gamma, for arrays: refused where values are free to read,
+    NaN (never a silent number) elsewhere."""
+    x = asarray(np.array([[0.5, -1.0, 2.0], [1.0, 0.0, -0.5]]))
+    t = asarray(np.array([0, 2])) if name == "softmax_focal_loss" else asarray(np.ones((2, 3)))
+    gamma = np.full((2, 3), 2.0)
+    gamma[1, :] = bad  # every term of row 1 uses it (a class no target weighs is unused)
+    g = asarray(gamma)
+    reads = backend in ("numpy", "array_api_strict") or (
+        backend == "torch" and str(getattr(x, "device", "cpu")).startswith("cpu")
+    )
+    if reads:
+        with pytest.raises(ValueError, match=r"`gamma` must be finite and >= 0"):
+            getattr(al, name)(x, t, gamma=g)
+    else:
+        out = getattr(al, name)(x, t, gamma=g, reduction="none")
+        assert np.isnan(to_numpy(out)).any()
