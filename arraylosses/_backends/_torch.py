@@ -186,9 +186,9 @@ class SigmoidFocalBlocks:
     The definition's terms come from PyTorch's fused operations, about half the
     operations of the array-API primitives (what counts on small and medium batches,
     where every operation's dispatch does): ``BCE = -lerp(log sigmoid(-x),
-    log sigmoid(x), y')`` (:func:`_bce`), ``p = sigmoid(x)``, ``q = sigmoid(-x)`` (accurate where ``p``
-    is close to 1) and
-    ``b = 1 - p_t = lerp(p, q, y')`` (exactly ``q`` for ``y' = 1`` and ``p`` for 0).
+    log sigmoid(x), y')`` (:func:`_bce`), ``p = sigmoid(x)``, ``q = sigmoid(-x)``
+    (accurate where ``p`` is close to 1) and ``b = 1 - p_t = lerp(p, q, y')``
+    (exactly ``q`` for ``y' = 1`` and ``p`` for 0).
     The focal weight and the gradient are the definitions' own functions.
     """
 
