@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-
 from ._typing import Array, Namespace
 
 
@@ -56,30 +54,3 @@ def nan_where_invalid(loss: Array, valid: Array | None, xp: Namespace) -> Array:
     if valid is None:
         return loss
     return xp.where(valid, loss, xp.full_like(loss, float("nan")))
-
-
-def blockwise_sum(
-    elementwise: Callable[..., Array], arrays: Sequence[Array], xp: Namespace, block: int
-) -> Array:
-    """``sum(elementwise(*arrays))`` evaluated ``block`` elements at a time.
-
-    The arrays must share one shape; they are flattened and cut into consecutive
-    blocks, and only the partial sums are kept. On eager CPU libraries every temporary
-    of a large elementwise formula is a fresh allocation above glibc's mmap threshold
-    (32 MB), and its page faults cost more than the arithmetic: blocks that fit in
-    cache are reused from the heap, which makes a reduced loss several times faster
-    and its peak memory a few blocks instead of a dozen full-size temporaries. The
-    partial sums also make the total more accurate than one long float32 sum.
-
-    Slicing is for code that is not being differentiated (host arrays without
-    autodiff): under autograd each slice's backward would allocate a full-size
-    gradient.
-    """
-    flat = [xp.reshape(a, (-1,)) for a in arrays]
-    n = int(flat[0].shape[0])
-    total = xp.sum(elementwise(*(f[: min(block, n)] for f in flat)))
-    for start in range(block, n, block):
-        # the standard leaves out-of-bounds slice stops unspecified: clip the last one
-        stop = min(start + block, n)
-        total = total + xp.sum(elementwise(*(f[start:stop] for f in flat)))
-    return total
