@@ -11,6 +11,7 @@ from ._backends import quiet_overflow
 from ._elementwise import binary_cross_entropy as binary_cross_entropy_terms
 from ._elementwise import binary_log_probs, binary_terms, sigmoid_focal
 from ._inputs import BinaryInputs
+from ._primitives import needs_log_base
 from ._typing import Array
 from ._validation import check_gamma, check_unit_interval
 
@@ -191,5 +192,7 @@ def sigmoid_focal_by_definition(
 ) -> Array:
     """:func:`sigmoid_focal_loss` of validated inputs by its definition, on any backend."""
     xp, y = inputs.xp, inputs.y
-    bce, b, _, _ = binary_terms(inputs.x, y, inputs.from_logits, xp)
-    return inputs.finish(sigmoid_focal(bce, b, y, alpha, gamma, xp))
+    with_logs = needs_log_base(gamma)  # a smooth factor for a fractional gamma
+    bce, b, _, _, logs = binary_terms(inputs.x, y, inputs.from_logits, xp, with_logs=with_logs)
+    log_b = None if logs is None else logs[2]
+    return inputs.finish(sigmoid_focal(bce, b, y, alpha, gamma, xp, log_b))

@@ -16,9 +16,11 @@ from __future__ import annotations
 
 from ._primitives import (
     clamped_log,
+    log_of_mix,
     log_sigmoid_pair,
     modulating_factor,
     modulating_factor_slope,
+    needs_log_base,
 )
 from ._typing import Array, Namespace
 
@@ -42,9 +44,11 @@ def binary_cross_entropy(
 
 
 def binary_terms(
-    x: Array, y: Array, from_logits: bool, xp: Namespace
-) -> tuple[Array, Array, Array, Array]:
-    """``(bce, b, p, q)`` of logits (or probabilities) ``x`` and smoothed targets ``y``.
+    x: Array, y: Array, from_logits: bool, xp: Namespace, *, with_logs: bool = False
+) -> tuple[Array, Array, Array, Array, tuple[Array, Array, Array] | None]:
+    """``(bce, b, p, q, logs)`` of logits (or probabilities) ``x`` and smoothed
+    targets ``y``; ``logs`` is ``(log p, log q, log b)`` from logits when asked for
+    (for a fractional gamma, see :func:`~._primitives.modulating_factor`), else None.
 
     From logits ``p = exp(log p)`` and ``q = exp(log(1 - p))`` are each accurate where
     the other is close to 1, and ``b = y' q + (1 - y') p`` is a sum of two
@@ -53,7 +57,10 @@ def binary_terms(
     log_p, log_q = binary_log_probs(x, from_logits, xp)
     bce = binary_cross_entropy(log_p, log_q, y)
     p, q = (xp.exp(log_p), xp.exp(log_q)) if from_logits else (x, 1 - x)
-    return bce, y * q + (1 - y) * p, p, q
+    logs = None
+    if with_logs and from_logits:
+        logs = (log_p, log_q, log_of_mix(log_q, log_p, y, xp))
+    return bce, y * q + (1 - y) * p, p, q, logs
 
 
 def class_balance(y: Array, alpha: float | None) -> Array | float:
@@ -65,19 +72,31 @@ def class_balance(y: Array, alpha: float | None) -> Array | float:
 
 
 def focal_weight(
-    b: Array, y: Array, alpha: float | None, gamma: float | Array, xp: Namespace
+    b: Array,
+    y: Array,
+    alpha: float | None,
+    gamma: float | Array,
+    xp: Namespace,
+    log_b: Array | None = None,
 ) -> Array | float:
     """``alpha_t (1 - p_t)^gamma``: the weight the focal loss puts on an element's BCE
-    (the Python float 1.0 for ``alpha=None`` and ``gamma = 0``)."""
+    (the Python float 1.0 for ``alpha=None`` and ``gamma = 0``); ``log_b`` is
+    ``log(1 - p_t)`` where known (see :func:`~._primitives.modulating_factor`)."""
     balance = class_balance(y, alpha)
     if isinstance(gamma, float) and gamma == 0.0:
         return balance
-    factor = modulating_factor(b, gamma, xp)
+    factor = modulating_factor(b, gamma, xp, log_b)
     return factor if alpha is None else balance * factor
 
 
 def sigmoid_focal(
-    bce: Array, b: Array, y: Array, alpha: float | None, gamma: float | Array, xp: Namespace
+    bce: Array,
+    b: Array,
+    y: Array,
+    alpha: float | None,
+    gamma: float | Array,
+    xp: Namespace,
+    log_b: Array | None = None,
 ) -> Array:
     r"""The sigmoid focal loss of one element (Lin et al. 2017, equation 5).
 
@@ -85,9 +104,10 @@ def sigmoid_focal(
 
         \ell = \alpha_t\, (1 - p_t)^\gamma\, \mathrm{BCE}(x, y')
 
-    with ``b = 1 - p_t``; ``gamma = 0`` and ``alpha=None`` is the BCE itself.
+    with ``b = 1 - p_t`` (and ``log_b = log b`` where known); ``gamma = 0`` and
+    ``alpha=None`` is the BCE itself.
     """
-    weight = focal_weight(b, y, alpha, gamma, xp)
+    weight = focal_weight(b, y, alpha, gamma, xp, log_b)
     return bce if isinstance(weight, float) else weight * bce
 
 
@@ -102,6 +122,7 @@ def sigmoid_focal_gradient(
     xp: Namespace,
     *,
     weight: Array | float | None = None,
+    logs: tuple[Array, Array, Array] | None = None,
 ) -> Array:
     r"""``d sigmoid_focal / dx`` with respect to the logit, for a Python-float gamma.
 
@@ -118,13 +139,22 @@ def sigmoid_focal_gradient(
     differentiation takes of :func:`~._primitives.modulating_factor`). Built from
     differentiable primitives, so differentiating it again (double backward) is exact.
     ``weight`` is :func:`focal_weight` where the caller has already computed it.
+    With ``logs = (log p, log q, log b)`` (from logits) a fractional gamma's
+    ``gamma b^(gamma-1) p q`` is ``gamma exp(log p + log q + (gamma - 1) log b)``,
+    whose derivative is finite too (second derivatives of the loss).
     """
+    log_b = None if logs is None else logs[2]
     if weight is None:
-        weight = focal_weight(b, y, alpha, gamma, xp)
+        weight = focal_weight(b, y, alpha, gamma, xp, log_b)
     p_minus_y = (1 - y) * p - y * q
     grad = p_minus_y if isinstance(weight, float) else weight * p_minus_y
     if gamma != 0.0:
-        term = modulating_factor_slope(b, gamma, xp) * (1 - 2 * y) * (p * q) * bce
+        if logs is not None and needs_log_base(gamma):
+            log_p, log_q, log_1mpt = logs
+            slope_pq = gamma * xp.exp(log_p + log_q + (gamma - 1.0) * log_1mpt)
+        else:
+            slope_pq = modulating_factor_slope(b, gamma, xp) * (p * q)
+        term = slope_pq * (1 - 2 * y) * bce
         grad = grad + (term if alpha is None else class_balance(y, alpha) * term)
     return grad
 

@@ -44,6 +44,28 @@ def log_sigmoid_pair(x: Array, xp: Namespace) -> tuple[Array, Array]:
     return neg - softplus_tail, -pos - softplus_tail
 
 
+def log_of_mix(log_a: Array, log_b: Array, w: Array, xp: Namespace) -> Array:
+    """``log(w a + (1 - w) b)`` for ``w`` in ``[0, 1]`` from ``log a`` and ``log b``,
+    in log space: ``logaddexp(log w + log a, log1p(-w) + log b)``. The exact weights
+    0 and 1 (hard targets) select ``log b`` / ``log a`` instead, so that no ``log 0 =
+    -inf`` enters: forward- and reverse-mode derivatives stay finite."""
+    is_a, is_b = w == 1, w == 0
+    w_safe = xp.where(is_a | is_b, xp.full_like(w, 0.5), w)
+    mixed = log_add_exp(xp.log(w_safe) + log_a, xp.log1p(-w_safe) + log_b, xp)
+    return xp.where(is_a, log_a, xp.where(is_b, log_b, mixed))
+
+
+def log_add_exp(a: Array, b: Array, xp: Namespace) -> Array:
+    """``log(exp(a) + exp(b))`` as ``hi + log1p(exp(lo - hi))`` with the larger and
+    smaller argument selected: every derivative is bounded. (Native ``logaddexp``
+    kernels may write their derivative as ``1 / (1 + exp(b - a))``, whose own
+    derivative is ``inf / inf`` for arguments far apart: a NaN Hessian.)"""
+    a_larger = a > b
+    hi = xp.where(a_larger, a, b)
+    lo = xp.where(a_larger, b, a)
+    return hi + xp.log1p(xp.exp(lo - hi))
+
+
 def clamped_log(p: Array, xp: Namespace) -> Array:
     """``max(log(p), -100)`` for probabilities, without a ``log(0)`` warning or NaN.
 
@@ -99,16 +121,29 @@ def _small_integer(g: float) -> bool:
     return g.is_integer() and 1.0 <= g <= 8.0
 
 
-def modulating_factor(base: Array, gamma: float | Array, xp: Namespace) -> Array:
+def needs_log_base(gamma: float | Array) -> bool:
+    """Whether :func:`modulating_factor` computes ``base ** gamma`` by a power (an
+    array or a fractional gamma), where ``log_base`` makes it smooth."""
+    return not (isinstance(gamma, (int, float)) and (gamma == 0 or _small_integer(float(gamma))))
+
+
+def modulating_factor(
+    base: Array, gamma: float | Array, xp: Namespace, log_base: Array | None = None
+) -> Array:
     """The focal term ``base ** gamma`` with ``base = 1 - p_t`` in ``[0, 1]``.
 
     Integer gamma is evaluated by repeated multiplication (exact, fast, smooth at
-    ``base == 0``). Otherwise the derivative ``gamma * base ** (gamma - 1)`` is infinite
-    at ``base == 0`` and overflows for subnormal ``base`` when ``gamma < 1``; a double
-    ``where`` evaluates the power only where ``base`` is a normal number and uses the
-    limit ``0 ** gamma`` (1 for gamma = 0, else 0) below it, so gradients stay finite.
-    The loss there behaves like ``base ** (1 + gamma)``: the value dropped is below
-    the dtype's smallest normal number and the zero gradient is the exact limit. NaN
+    ``base == 0``). Otherwise, given ``log_base`` (``log(1 - p_t)`` computed in log
+    space from the logits, finite for finite logits), it is ``exp(gamma log_base)``:
+    every derivative is then bounded (that of ``base ** gamma`` holds
+    ``base ** (gamma - 2)``, which overflows for ``0 < gamma < 1`` while ``base`` is
+    still a normal number, and autodiff multiplies it by a tiny chain factor: NaN).
+    Without ``log_base`` (probabilities, ``from_logits=False``) the derivative
+    ``gamma * base ** (gamma - 1)`` is infinite at ``base == 0``; a double ``where``
+    evaluates the power only where ``base`` is a normal number and uses the limit
+    ``0 ** gamma`` (1 for gamma = 0, else 0) below it, so gradients stay finite. The
+    loss there behaves like ``base ** (1 + gamma)``: the value dropped is below the
+    dtype's smallest normal number and the zero gradient is the exact limit. NaN
     propagates.
     """
     if isinstance(gamma, (int, float)):
@@ -117,6 +152,8 @@ def modulating_factor(base: Array, gamma: float | Array, xp: Namespace) -> Array
             return xp.ones_like(base)
         if _small_integer(g):
             return integer_power(base, int(g))
+    if log_base is not None:
+        return xp.exp(gamma * log_base)
     normal = _normal(base, xp)
     safe = xp.where(normal, base, xp.ones_like(base))
     if isinstance(gamma, (int, float)):

@@ -301,8 +301,8 @@ def test_numpy_block_kernel_against_the_formula(xp, backend, dtype, alpha, gamma
     y_np = sigmoid_targets(rng, (1000,), "soft")
     y_np[::2] = np.round(y_np[::2])
     y = xp.asarray(y_np.astype(dtype))
-    bce, b, _, _ = binary_terms(x, y, True, xp)
-    want = xp.sum(sigmoid_focal(bce, b, y, alpha, float(gamma), xp))
+    bce, b, _, _, logs = binary_terms(x, y, True, xp, with_logs=True)
+    want = xp.sum(sigmoid_focal(bce, b, y, alpha, float(gamma), xp, logs[2]))
     for block in (1000, 128, 37):
         got = sigmoid_focal_sum(x, y, alpha, float(gamma), block)
         assert_close(got, want, rtol=4 * RTOL[dtype], atol=0)
@@ -513,9 +513,9 @@ def test_torch_block_kernel_against_the_formula(xp, device, gamma, alpha):
     x = to_xp(xp, device, logits_np(rng, (500,)))
     y = to_xp(xp, device, sigmoid_targets(rng, (500,), "soft"))
     kernel = SigmoidFocalBlocks(alpha, gamma)
-    bce, b, p, q = binary_terms(x, y, True, xp)
-    loss = sigmoid_focal(bce, b, y, alpha, gamma, xp)
-    grad = sigmoid_focal_gradient(bce, b, p, q, y, alpha, gamma, xp)
+    bce, b, p, q, logs = binary_terms(x, y, True, xp, with_logs=True)
+    loss = sigmoid_focal(bce, b, y, alpha, gamma, xp, logs[2])
+    grad = sigmoid_focal_gradient(bce, b, p, q, y, alpha, gamma, xp, logs=logs)
     for scale in (1.0, 0.125, torch.tensor(0.375, dtype=x.dtype, device=x.device)):
         out = xp.empty_like(x)
         total = kernel.loss_sum_and_gradient(x, y, scale, out)

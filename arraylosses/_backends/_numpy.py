@@ -73,9 +73,11 @@ def sigmoid_focal_sum(x: Array, y: Array, alpha: float | None, gamma: float, blo
     accuracy of the definition holds for soft targets at saturated logits too. One
     ``exp``, one ``log1p`` and one division per element; the loss is
     ``alpha_t (1 - p_t)^gamma BCE``, summed by a dot product with ``alpha_t``. The
-    power is :func:`~arraylosses._primitives.modulating_factor`'s: repeated
-    multiplication for integer gamma up to 8, otherwise ``power`` with the limit 0
-    below the smallest normal number.
+    power is repeated multiplication for integer gamma up to 8, as in
+    :func:`~arraylosses._primitives.modulating_factor`, otherwise ``power`` with the
+    limit 0 below the smallest normal number (no derivative is taken here, so the
+    definition's log-space form is not needed; each element then differs from it by
+    less than the smallest normal number).
     """
     whole = gamma.is_integer() and gamma <= 8.0
     tiny = np.finfo(x.dtype).smallest_normal
@@ -113,7 +115,7 @@ def sigmoid_focal_sum(x: Array, y: Array, alpha: float | None, gamma: float, blo
             else:
                 np.power(ub, gamma, out=ab)
                 np.less(ub, tiny, out=sb)
-                ab[sb] = 0.0  # the limit of b^gamma, as modulating_factor takes it
+                ab[sb] = 0.0  # the limit of b^gamma
             lb *= ab  # b^gamma BCE
         if alpha is None:
             total += lb.sum()

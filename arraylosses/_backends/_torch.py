@@ -224,8 +224,10 @@ class SigmoidFocalBlocks:
 
     def gradient(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         xp = array_namespace(x)
-        bce, b, p, q = binary_terms(x, y, True, xp)
-        grad: torch.Tensor = sigmoid_focal_gradient(bce, b, p, q, y, self.alpha, self.gamma, xp)
+        bce, b, p, q, logs = binary_terms(x, y, True, xp, with_logs=True)
+        grad: torch.Tensor = sigmoid_focal_gradient(
+            bce, b, p, q, y, self.alpha, self.gamma, xp, logs=logs
+        )
         return grad
 
 
