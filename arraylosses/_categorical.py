@@ -13,7 +13,9 @@ from ._backends import quiet_overflow
 from ._elementwise import (
     cross_entropy_of_distribution,
     cross_entropy_of_labels,
+    mass_times_log,
     softmax_focal_terms,
+    without_massless,
 )
 from ._inputs import SoftmaxInputs
 from ._typing import Array
@@ -130,7 +132,9 @@ def cross_entropy_by_definition(inputs: SoftmaxInputs, w: Array | None) -> Array
             _times(scale, cross_entropy_of_labels(picked, row_sum, inputs.a, inputs.b))
         )
     w_label = inputs.class_values(w, labels)
-    row_sum = None if inputs.b == 0.0 else xp.sum(inputs.broadcast_class(w) * log_p, axis=ax)
+    row_sum = None
+    if inputs.b != 0.0:
+        row_sum = xp.sum(mass_times_log(inputs.broadcast_class(w), log_p, xp), axis=ax)
     loss = cross_entropy_of_labels(picked, row_sum, inputs.a, inputs.b, w_label)
     # PyTorch's rule: the mean divides by the summed weight of the kept labels.
     denominator = xp.sum(xp.where(inputs.keep, w_label, xp.zeros_like(w_label)))
@@ -229,8 +233,14 @@ def softmax_focal_loss(
         alpha_scalar = None
         alpha_vec = check_alpha_array(inputs.per_class(alpha, "alpha"), xp, x, inputs.backend)
     log_p, scale = inputs.log_probs()
-    if inputs.labels is None or inputs.b != 0.0 or not isinstance(g, float):
+    if inputs.labels is None or inputs.b != 0.0:
         one_minus_p = -xp.expm1(scale * log_p) if inputs.from_logits else 1 - x
+        # classes that get no mass (target or alpha) contribute exactly 0, even
+        # masked ones (logit -inf): 0 log 0 = 0, guarded before the factor multiplies
+        if inputs.labels is None:
+            log_p = without_massless(log_p, inputs.dist, xp)
+        if alpha_vec is not None:
+            log_p = without_massless(log_p, inputs.broadcast_class(alpha_vec), xp)
         terms = softmax_focal_terms(log_p, one_minus_p, g, xp)
         if alpha_vec is not None:
             terms = inputs.broadcast_class(alpha_vec) * terms
@@ -249,6 +259,8 @@ def softmax_focal_loss(
             one_minus_p = -xp.expm1(scale * picked)
         else:
             one_minus_p = 1 - inputs.take_class(x, labels)
+        if not isinstance(g, float):  # the label's own focusing parameter
+            g = inputs.take_class(xp.broadcast_to(g, tuple(x.shape)), labels)
         loss = -softmax_focal_terms(picked, one_minus_p, g, xp)
         if alpha_vec is not None:
             loss = inputs.class_values(alpha_vec, labels) * loss

@@ -162,9 +162,23 @@ def sigmoid_focal_gradient(
 # ---------------------------------------------------------------- softmax family
 
 
+def mass_times_log(q: Array, log_p: Array, xp: Namespace) -> Array:
+    """``q log p`` with ``0 log 0 = 0``: a class that gets no target mass (or weight)
+    contributes exactly 0, even where its logit is ``-inf`` (a masked class) or its
+    log-probability underflowed; a class with mass and ``log p = -inf`` gives
+    ``-inf``. The double ``where`` keeps both the value and the gradient finite."""
+    return q * without_massless(log_p, q, xp)
+
+
+def without_massless(log_p: Array, mass: Array, xp: Namespace) -> Array:
+    """``log_p`` with 0 wherever ``mass`` (broadcast against it) is 0, applied before
+    anything multiplies it: a product's derivative would otherwise meet ``-inf``."""
+    return xp.where(mass == 0, xp.zeros_like(log_p), log_p)
+
+
 def cross_entropy_of_distribution(log_p: Array, q: Array, axis: int, xp: Namespace) -> Array:
     """``-sum_c q'_c log p_c`` along ``axis`` (class weights already folded into ``q``)."""
-    return -xp.sum(q * log_p, axis=axis)
+    return -xp.sum(mass_times_log(q, log_p, xp), axis=axis)
 
 
 def cross_entropy_of_labels(
@@ -177,6 +191,8 @@ def cross_entropy_of_labels(
     classes (None when ``b = 0``) and ``w_label`` the label's weight. No one-hot is
     ever materialised.
     """
+    if a == 0.0 and row_sum is not None:  # label_smoothing=1: no mass left on the label
+        return -b * row_sum
     loss = -a * picked if w_label is None else -a * (w_label * picked)
     return loss if row_sum is None else loss - b * row_sum
 
@@ -201,7 +217,9 @@ __all__ = [
     "cross_entropy_of_distribution",
     "cross_entropy_of_labels",
     "focal_weight",
+    "mass_times_log",
     "sigmoid_focal",
     "sigmoid_focal_gradient",
     "softmax_focal_terms",
+    "without_massless",
 ]

@@ -408,3 +408,119 @@ def test_jax_second_derivatives_are_finite_and_match_differences(gamma: float, d
             down = np.asarray(grad(jnp.asarray(x_np - step)))
             central = (up - down) / (2 * step)
             np.testing.assert_allclose(h, central, rtol=1e-4, atol=1e-12)
+
+
+# ------------------------------------------------------------- infinite logits
+
+MASKED = np.array(
+    [
+        [-np.inf, 1.0, 2.0, 0.5],
+        [0.5, -np.inf, -np.inf, 3.0],
+        [-np.inf, -np.inf, -np.inf, 0.0],
+        [1.0, 2.0, 3.0, 4.0],
+    ]
+)
+MASKED_LABELS = np.array([2, 3, 3, 0])
+
+
+def _without_masked(row: np.ndarray, q: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    keep = np.isfinite(row)
+    return row[keep][None, :], q[keep][None, :]
+
+
+@pytest.mark.parametrize("name", ["cross_entropy", "softmax_focal_loss"])
+@pytest.mark.parametrize("targets", ["labels", "distribution"])
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_masked_classes_have_probability_zero(
+    xp: ModuleType, asarray: Any, name: str, targets: str, dtype: str
+) -> None:
+    """A class whose logit is -inf has probability 0: with no target mass on it, the
+    loss is that of the other classes alone (finite) and its gradient is exactly 0
+    there; with mass on it (a distribution, or label smoothing), the loss is +inf."""
+    n, k = MASKED.shape
+    if targets == "labels":
+        t_np = MASKED_LABELS
+        q_np = np.eye(k)[MASKED_LABELS]
+    else:
+        q_np = np.where(np.isfinite(MASKED), 1.0, 0.0)
+        q_np = q_np / q_np.sum(axis=1, keepdims=True)
+        t_np = q_np
+    x = asarray(MASKED.astype(dtype))
+    t = asarray(t_np if targets == "labels" else t_np.astype(dtype))
+    f = getattr(al, name)
+    got = to_numpy(f(x, t, reduction="none")).astype(np.float64)
+    want = np.array(
+        [
+            float(getattr(ref, name)(*_without_masked(MASKED[i], q_np[i]), reduction="none")[0])
+            for i in range(n)
+        ]
+    )
+    np.testing.assert_allclose(got, want, rtol=1e-5 if dtype == "float32" else 1e-12)
+    # mass on a masked class: +inf (label smoothing puts eps/K on every class)
+    smoothed = to_numpy(f(x, t, label_smoothing=0.1, reduction="none"))
+    has_masked = ~np.isfinite(MASKED).all(axis=1)
+    assert np.isposinf(smoothed[has_masked]).all()
+    assert np.isfinite(smoothed[~has_masked]).all()
+
+
+@pytest.mark.parametrize("name", ["cross_entropy", "softmax_focal_loss"])
+@pytest.mark.parametrize("targets", ["labels", "distribution"])
+@pytest.mark.parametrize("library", ["torch", "jax"])
+def test_masked_classes_get_exactly_zero_gradient(name: str, targets: str, library: str) -> None:
+    k = MASKED.shape[1]
+    if targets == "labels":
+        t_np: np.ndarray = MASKED_LABELS
+    else:
+        q = np.where(np.isfinite(MASKED), 1.0, 0.0)
+        t_np = q / q.sum(axis=1, keepdims=True)
+    options: dict[str, Any] = {} if name == "cross_entropy" else {"gamma": 0.5}
+    if library == "torch":
+        torch = pytest.importorskip("torch")
+        x = torch.asarray(MASKED).requires_grad_(True)
+        getattr(al, name)(x, torch.asarray(t_np), **options).backward()
+        g = x.grad.numpy()
+    else:
+        jax = pytest.importorskip("jax")
+        import jax.numpy as jnp
+
+        with jax.enable_x64(True):
+            t = jnp.asarray(t_np)
+            g = np.asarray(
+                jax.grad(lambda a: getattr(al, name)(a, t, **options))(jnp.asarray(MASKED))
+            )
+    assert np.isfinite(g).all(), g
+    assert (g[~np.isfinite(MASKED)] == 0).all()
+    assert g.shape == (MASKED.shape[0], k)
+
+
+@pytest.mark.parametrize("bad", [np.inf, np.nan])
+@pytest.mark.parametrize("name", ["cross_entropy", "softmax_focal_loss"])
+def test_plus_inf_or_nan_logit_makes_its_row_nan(
+    xp: ModuleType, asarray: Any, bad: float, name: str
+) -> None:
+    x_np = np.array([[0.5, bad, -1.0], [0.5, 2.0, -1.0]])
+    x = asarray(x_np)
+    for t in (asarray(np.array([0, 2])), asarray(np.array([[1.0, 0, 0], [0, 0, 1.0]]))):
+        with np.errstate(invalid="ignore"):  # inf - inf on host backends
+            got = to_numpy(getattr(al, name)(x, t, reduction="none"))
+        assert np.isnan(got[0]), got
+        assert np.isfinite(got[1]), got
+
+
+@pytest.mark.parametrize("name", ["binary_cross_entropy", "sigmoid_focal_loss"])
+@pytest.mark.parametrize("reduction", ["none", "sum"])
+def test_infinite_binary_logits_are_nan(
+    xp: ModuleType, asarray: Any, name: str, reduction: str
+) -> None:
+    """Binary losses: an infinite logit is not a logit; its element is NaN on every
+    backend and path (PyTorch's and optax's BCE give NaN there too), never a silent
+    0 or inf."""
+    x = asarray(np.array([np.inf, -np.inf, np.inf, -np.inf, 1.0] * 3))
+    y = asarray(np.array([1.0, 0.0, 0.0, 0.3, 1.0] * 3))
+    with np.errstate(invalid="ignore"):  # inf * 0 on host backends
+        got = to_numpy(getattr(al, name)(x, y, reduction=reduction))
+    if reduction == "none":
+        assert np.isnan(got[np.isinf(to_numpy(x))]).all(), got
+        assert np.isfinite(got[~np.isinf(to_numpy(x))]).all()
+    else:
+        assert np.isnan(got)

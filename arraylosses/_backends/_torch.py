@@ -4,8 +4,9 @@ one place that reads torch internals.
 - ``log_softmax``, ``gather`` and ``movedim`` are torch's own (compat's
   ``take_along_axis`` adds a negative-index ``where``; ``moveaxis`` has no
   ``torch.func`` batching rule).
-- ``cross_entropy`` of eager CPU tensors is ``torch.nn.functional.cross_entropy``
-  itself, called with the inputs the validator has already checked: the contract
+- ``cross_entropy`` of eager CPU tensors with class indices is
+  ``torch.nn.functional.cross_entropy`` itself, called with the inputs the validator
+  has already checked: the contract
   *is* PyTorch's cross-entropy, and its fused kernel is what the array-API path
   cannot match (about 1.5x slower).
 - The reduced sigmoid focal loss of eager tensors goes through
@@ -124,24 +125,25 @@ class TorchBackend(Backend):
 
     def cross_entropy(self, inputs: SoftmaxCall, weight: Array | None) -> Array | None:
         x, targets = inputs.x, inputs.targets
-        if not (inputs.eager and inputs.from_logits and targets.dtype is not torch.bool):
+        if not (inputs.eager and inputs.from_logits and inputs.labels is not None):
+            # (probability targets: F.cross_entropy gives 0 * -inf = NaN for a masked
+            # class with no target mass; the definition gives its 0)
             return None
-        if weight is not None and weight.requires_grad:
-            return None  # F.cross_entropy is not differentiable in its weight
+        if weight is not None and (
+            weight.requires_grad or (inputs.b != 0.0 and bool((weight == 0).any()))
+        ):
+            # F.cross_entropy is not differentiable in its weight, and its smoothing
+            # term multiplies a zero weight by a masked class's -inf
+            return None
         # "others" smoothing is PyTorch's uniform smoothing with eps' = b K: both are
         # q' = a q + b with a + b K = 1. Beyond eps' = 1 PyTorch refuses it.
         torch_eps = inputs.b * inputs.num_classes
         if torch_eps > 1.0:
             return None
-        if inputs.labels is None:
-            t = targets.to(x.dtype)
-        else:
-            t = targets if targets.dtype is torch.int64 else targets.long()
+        t = targets if targets.dtype is torch.int64 else targets.long()
         ax = inputs.axis
         if x.ndim > 1 and ax != 1:
             x = torch.movedim(x, ax, 1)
-            if inputs.labels is None:
-                t = torch.movedim(t, ax, 1)
         out = F.cross_entropy(
             x,
             t,
