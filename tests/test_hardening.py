@@ -524,3 +524,19 @@ def test_infinite_binary_logits_are_nan(
         assert np.isfinite(got[~np.isinf(to_numpy(x))]).all()
     else:
         assert np.isnan(got)
+
+
+@pytest.mark.parametrize("name", ["cross_entropy", "softmax_focal_loss"])
+def test_dask_wide_float32_logits_compute_without_overflow_warnings(name: str) -> None:
+    """Dask computes after the call returns, beyond the public functions' NumPy
+    ``errstate``: its log-softmax must not overflow for logits spanning more than the
+    float32 range (``filterwarnings = error`` turns a worker's warning into a
+    failure), and it gives NumPy's values."""
+    da = pytest.importorskip("dask.array")
+    x_np = np.float32([[-3e38, 3e38, 3e38], [0.0, 1.0, 2.0], [3e38, -3e38, 0.0]])
+    labels = np.array([1, 2, 0])
+    x, t = da.from_array(x_np, chunks=1), da.from_array(labels, chunks=1)
+    for options in ({}, {"label_smoothing": 0.1}):
+        got = getattr(al, name)(x, t, reduction="none", **options).compute()
+        want = getattr(al, name)(x_np, labels, reduction="none", **options)
+        np.testing.assert_array_equal(got, want)
