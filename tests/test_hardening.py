@@ -540,3 +540,67 @@ def test_dask_wide_float32_logits_compute_without_overflow_warnings(name: str) -
         got = getattr(al, name)(x, t, reduction="none", **options).compute()
         want = getattr(al, name)(x_np, labels, reduction="none", **options)
         np.testing.assert_array_equal(got, want)
+
+
+# ------------------------------------------------------- messages that name things
+
+
+def _message_cases(xp: ModuleType, asarray: Any) -> list[tuple[Any, type, str]]:
+    x4 = asarray(np.zeros((2, 5, 4, 4)))
+    t_nhw = asarray(np.zeros((2, 4, 4), dtype=np.int64))
+    return [
+        (
+            lambda: al.cross_entropy(
+                asarray(np.zeros((4, 3))), asarray(np.array([0.0, 1.0, 2.0, 1.0]))
+            ),
+            ValueError,
+            r"Class indices need an integer dtype",
+        ),
+        (lambda: al.cross_entropy(x4, t_nhw), ValueError, r"pass axis=1"),
+        (lambda: al.softmax_focal_loss(x4, t_nhw), ValueError, r"pass axis=1"),
+        (
+            lambda: al.smooth_labels(
+                asarray(np.array([0, 0])), 0.1, num_classes=1, smoothing="others"
+            ),
+            ValueError,
+            r"spreads `epsilon`.*epsilon=0.1",
+        ),
+        (
+            lambda: al.one_hot(asarray(np.array([0, 1])), 3, dtype="float32"),
+            TypeError,
+            r"`dtype` must be a dtype of",
+        ),
+        (
+            lambda: al.smooth_labels(
+                asarray(np.array([0, 1])), 0.1, num_classes=3, dtype="float32"
+            ),
+            TypeError,
+            r"`dtype` must be a dtype of",
+        ),
+        (
+            lambda: al.smooth_labels(asarray(np.array([0, 1])), 0.1, num_classes=3, dtype=xp.int32),
+            TypeError,
+            r"`dtype` must be a real floating dtype",
+        ),
+    ]
+
+
+@pytest.mark.parametrize("case", range(7))
+def test_messages_name_the_argument_and_give_the_hint(
+    xp: ModuleType, asarray: Any, case: int
+) -> None:
+    call, error, pattern = _message_cases(xp, asarray)[case]
+    with pytest.raises(error, match=pattern):
+        call()
+
+
+def test_numpy_bfloat16_logits_are_refused_by_name() -> None:
+    ml_dtypes = pytest.importorskip("ml_dtypes")
+    with pytest.raises(TypeError, match=r"`logits` has dtype bfloat16.*NumPy has no bfloat16"):
+        al.sigmoid_focal_loss(np.zeros(3, dtype=ml_dtypes.bfloat16), np.zeros(3))
+
+
+def test_another_librarys_dtype_is_refused_by_name() -> None:
+    torch = pytest.importorskip("torch")
+    with pytest.raises(TypeError, match=r"`dtype` must be a dtype of .*got dtype torch.float32"):
+        al.one_hot(np.array([0, 1]), 3, dtype=torch.float32)
