@@ -248,9 +248,8 @@ def softmax_focal_loss(
             loss = cross_entropy_of_distribution(terms, inputs.dist, ax, xp)
         else:
             labels, _, _ = inputs.label_masks()
-            picked = inputs.take_class(terms, labels)
-            row_sum = None if inputs.b == 0.0 else xp.sum(terms, axis=ax)
-            loss = cross_entropy_of_labels(picked, row_sum, inputs.a, inputs.b)
+            picked = inputs.take_class(terms, labels)  # (smoothed: b > 0 here)
+            loss = cross_entropy_of_labels(picked, xp.sum(terms, axis=ax), inputs.a, inputs.b)
     else:
         # Hard labels without smoothing: only the label's class term contributes.
         labels, _, _ = inputs.label_masks()

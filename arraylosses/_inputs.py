@@ -11,7 +11,7 @@ for it.
 
 from __future__ import annotations
 
-from ._backends import Backend, backend_of, device
+from ._backends import Backend, backend_of, masked_take
 from ._primitives import clamped_log, scaled_log_softmax
 from ._reduction import nan_where_invalid, reduce_loss
 from ._smoothing import as_index_array, check_label_range, smoothing_coefficients
@@ -39,7 +39,7 @@ class _Inputs:
     dtype, and the options."""
 
     # slots: built on every call of a loss, so attribute writes should be cheap
-    __slots__ = ("backend", "compute_dtype", "from_logits", "out_dtype", "reduction", "x", "xp")
+    __slots__ = ("backend", "from_logits", "out_dtype", "reduction", "x", "xp")
 
     def _logits(
         self,
@@ -62,7 +62,6 @@ class _Inputs:
         self.xp, self.backend = xp, backend
         self.out_dtype = logits.dtype
         dtype = backend.compute_dtype(logits.dtype, logits, xp)
-        self.compute_dtype = dtype
         x = logits if dtype == logits.dtype else xp.astype(logits, dtype)
         self.x = x if from_logits else check_probabilities(x, xp, backend)
         self.from_logits = bool(from_logits)
@@ -172,7 +171,7 @@ class SoftmaxInputs(_Inputs):
                     f"(`logits` has shape {tuple(shape)}).{hint}"
                 )
             self.reads_labels = eager or backend.reads_values(targets)
-            if self.reads_labels and not backend.labels_in_range(targets, k, xp):
+            if self.reads_labels:
                 check_label_range(targets, k, ignore, xp, "targets", backend)
             return
         self.labels = None
@@ -278,9 +277,7 @@ class SoftmaxInputs(_Inputs):
             flat = xp.take(vector, xp.reshape(labels, (-1,)), axis=0)
             return xp.reshape(flat, tuple(labels.shape))
         # unknown sizes (Dask after boolean indexing) cannot be flattened: select
-        classes = xp.arange(self.num_classes, dtype=labels.dtype, device=device(labels))
-        hit = labels[..., None] == classes
-        return xp.sum(xp.where(hit, vector, xp.zeros_like(vector)), axis=-1)
+        return masked_take(vector, labels, -1, xp)
 
     def finish(self, loss: Array, denominator: Array | int | None = None) -> Array:
         """Zero the ignored elements, NaN the out-of-range ones, reduce and cast back.

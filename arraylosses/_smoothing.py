@@ -73,7 +73,7 @@ def label_validity(
     """
     valid = (labels >= 0) & (labels < num_classes)
     if backend.reads_values(labels) and not bool(xp.all(valid)):
-        check_label_range(labels, num_classes, ignore_index, xp, name, backend)
+        _refuse_out_of_range(labels, num_classes, ignore_index, xp, name)
     return valid
 
 
@@ -86,20 +86,29 @@ def check_label_range(
     backend: Backend,
 ) -> None:
     """Raise ValueError for labels outside ``[0, num_classes)`` that are not
-    ``ignore_index`` (only called where the backend reads values for free)."""
+    ``ignore_index`` (only called where the backend reads values for free): the
+    backend's fast range check, and the details only when it fails."""
     if not backend.labels_in_range(labels, num_classes, xp):
-        labels = as_index_array(labels, xp)  # uint8 == -100 would wrap around
-        valid = (labels >= 0) & (labels < num_classes)
-        ok = valid if ignore_index is None else valid | (labels == ignore_index)
-        if not bool(xp.all(ok)):
-            bad = xp.reshape(labels, (-1,))[~xp.reshape(ok, (-1,))]
-            n = int(bad.shape[0])
-            shown = ", ".join(str(int(v)) for v in bad[: min(5, n)])
-            more = ", ..." if n > 5 else ""
-            suffix = "" if ignore_index is None else f" that are not ignore_index={ignore_index}"
-            raise ValueError(
-                f"`{name}` holds class indices outside [0, {num_classes}){suffix}: {shown}{more}."
-            )
+        _refuse_out_of_range(labels, num_classes, ignore_index, xp, name)
+
+
+def _refuse_out_of_range(
+    labels: Array, num_classes: int, ignore_index: int | None, xp: Namespace, name: str
+) -> None:
+    """Raise for the out-of-range labels that are not ``ignore_index``, naming them
+    (some label is known to be out of range)."""
+    labels = as_index_array(labels, xp)  # uint8 == -100 would wrap around
+    valid = (labels >= 0) & (labels < num_classes)
+    ok = valid if ignore_index is None else valid | (labels == ignore_index)
+    if not bool(xp.all(ok)):
+        bad = xp.reshape(labels, (-1,))[~xp.reshape(ok, (-1,))]
+        n = int(bad.shape[0])
+        shown = ", ".join(str(int(v)) for v in bad[: min(5, n)])
+        more = ", ..." if n > 5 else ""
+        suffix = "" if ignore_index is None else f" that are not ignore_index={ignore_index}"
+        raise ValueError(
+            f"`{name}` holds class indices outside [0, {num_classes}){suffix}: {shown}{more}."
+        )
 
 
 def as_index_array(labels: Array, xp: Namespace) -> Array:

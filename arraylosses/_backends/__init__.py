@@ -16,7 +16,7 @@ no array library.
 from __future__ import annotations
 
 from .._typing import Namespace
-from ._generic import Backend, array_namespace, device, is_array, quiet_overflow
+from ._generic import Backend, array_namespace, device, is_array, masked_take, quiet_overflow
 
 __all__ = [
     "Backend",
@@ -24,6 +24,7 @@ __all__ = [
     "backend_of",
     "device",
     "is_array",
+    "masked_take",
     "namespace_kind",
     "quiet_overflow",
 ]

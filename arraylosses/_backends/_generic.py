@@ -108,6 +108,17 @@ class Backend:
         return None
 
 
+class HostBackend(Backend):
+    """Eager arrays in host memory (NumPy, array-api-strict): values are free to read,
+    so bad labels and parameters raise, and eager kernels may run."""
+
+    def reads_values(self, x: Array) -> bool:
+        return True
+
+    def eager(self, x: Array, y: Array) -> bool:
+        return True
+
+
 def masked_take(values: Array, labels: Array, axis: int, xp: Namespace) -> Array:
     """``take_along_axis`` as a sum under a one-hot comparison mask (lazy-safe and
     traceable: no value of ``labels`` is read), for namespaces without a gather."""

@@ -15,7 +15,7 @@ from __future__ import annotations
 import numpy as np
 
 from .._typing import Array, DType, Namespace
-from ._generic import Backend
+from ._generic import HostBackend
 
 # 128 KiB per temporary (32768 float32 values), measured on a 2-core x86 CPU with
 # RetinaNet-sized inputs: every temporary of the formula is still served from glibc's
@@ -23,14 +23,8 @@ from ._generic import Backend
 BLOCK_BYTES = 1 << 17
 
 
-class NumPyBackend(Backend):
+class NumPyBackend(HostBackend):
     name = "numpy"
-
-    def reads_values(self, x: Array) -> bool:
-        return True
-
-    def eager(self, x: Array, y: Array) -> bool:
-        return True
 
     def as_result(self, out: Array, dtype: DType, xp: Namespace) -> Array:
         # NumPy reductions and 0-d arithmetic return ``np.float64`` scalars, not arrays.
