@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from ._backends import quiet_overflow
 from ._elementwise import binary_cross_entropy as binary_cross_entropy_terms
-from ._elementwise import binary_log_probs, binary_terms, sigmoid_focal
+from ._elementwise import binary_terms, sigmoid_focal
 from ._inputs import BinaryInputs
 from ._primitives import needs_log_base
 from ._typing import Array
@@ -92,7 +92,7 @@ def binary_cross_entropy(
     inputs = BinaryInputs(logits, targets, label_smoothing, smoothing, from_logits, reduction)
     pw = None if pos_weight is None else inputs.parameter(pos_weight, "pos_weight")
     w = None if weight is None else inputs.parameter(weight, "weight")
-    log_p, log_q = binary_log_probs(inputs.x, inputs.from_logits, inputs.xp)
+    log_p, log_q = inputs.log_probs()
     loss = binary_cross_entropy_terms(log_p, log_q, inputs.y, pos_weight=pw)
     return inputs.finish(loss if w is None else w * loss)
 
@@ -193,6 +193,9 @@ def sigmoid_focal_by_definition(
     """:func:`sigmoid_focal_loss` of validated inputs by its definition, on any backend."""
     xp, y = inputs.xp, inputs.y
     with_logs = needs_log_base(gamma)  # a smooth factor for a fractional gamma
-    bce, b, _, _, logs = binary_terms(inputs.x, y, inputs.from_logits, xp, with_logs=with_logs)
+    log_p, log_q = inputs.log_probs()
+    bce, b, _, _, logs = binary_terms(
+        inputs.x, log_p, log_q, y, inputs.from_logits, xp, with_logs=with_logs
+    )
     log_b = None if logs is None else logs[2]
     return inputs.finish(sigmoid_focal(bce, b, y, alpha, gamma, xp, log_b))

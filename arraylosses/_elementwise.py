@@ -15,9 +15,7 @@ own way.
 from __future__ import annotations
 
 from ._primitives import (
-    clamped_log,
     log_of_mix,
-    log_sigmoid_pair,
     modulating_factor,
     modulating_factor_slope,
     needs_log_base,
@@ -25,14 +23,6 @@ from ._primitives import (
 from ._typing import Array, Namespace
 
 # ----------------------------------------------------------------- binary family
-
-
-def binary_log_probs(x: Array, from_logits: bool, xp: Namespace) -> tuple[Array, Array]:
-    """``(log p, log(1 - p))`` of the probability of class 1: from logits in log space
-    (one ``exp``, one ``log1p``), or from probabilities with the log clamped at -100."""
-    if from_logits:
-        return log_sigmoid_pair(x, xp)
-    return clamped_log(x, xp), clamped_log(1 - x, xp)
 
 
 def binary_cross_entropy(
@@ -44,17 +34,25 @@ def binary_cross_entropy(
 
 
 def binary_terms(
-    x: Array, y: Array, from_logits: bool, xp: Namespace, *, with_logs: bool = False
+    x: Array,
+    log_p: Array,
+    log_q: Array,
+    y: Array,
+    from_logits: bool,
+    xp: Namespace,
+    *,
+    with_logs: bool = False,
 ) -> tuple[Array, Array, Array, Array, tuple[Array, Array, Array] | None]:
-    """``(bce, b, p, q, logs)`` of logits (or probabilities) ``x`` and smoothed
-    targets ``y``; ``logs`` is ``(log p, log q, log b)`` from logits when asked for
-    (for a fractional gamma, see :func:`~._primitives.modulating_factor`), else None.
+    """``(bce, b, p, q, logs)`` of logits (or probabilities) ``x``, their
+    ``(log p, log(1 - p))`` (:func:`~._primitives.log_sigmoid_pair` of logits, the
+    clamped logs of probabilities) and smoothed targets ``y``; ``logs`` is
+    ``(log p, log q, log b)`` from logits when asked for (for a fractional gamma, see
+    :func:`~._primitives.modulating_factor`), else None.
 
     From logits ``p = exp(log p)`` and ``q = exp(log(1 - p))`` are each accurate where
     the other is close to 1, and ``b = y' q + (1 - y') p`` is a sum of two
     non-negative terms: no cancellation anywhere.
     """
-    log_p, log_q = binary_log_probs(x, from_logits, xp)
     bce = binary_cross_entropy(log_p, log_q, y)
     p, q = (xp.exp(log_p), xp.exp(log_q)) if from_logits else (x, 1 - x)
     logs = None
@@ -211,7 +209,6 @@ def softmax_focal_terms(
 
 __all__ = [
     "binary_cross_entropy",
-    "binary_log_probs",
     "binary_terms",
     "class_balance",
     "cross_entropy_of_distribution",

@@ -12,7 +12,7 @@ for it.
 from __future__ import annotations
 
 from ._backends import Backend, backend_of, masked_take
-from ._primitives import clamped_log, scaled_log_softmax
+from ._primitives import clamped_log, log_sigmoid_pair, scaled_log_softmax
 from ._reduction import nan_where_invalid, reduce_loss
 from ._smoothing import as_index_array, check_label_range, smoothing_coefficients
 from ._typing import Array, Namespace
@@ -72,6 +72,12 @@ class _Inputs:
         """The result in the dtype of ``logits`` (a 0-d array, never a NumPy scalar)."""
         return self.backend.as_result(out, self.out_dtype, self.xp)
 
+    def clamped_log(self, p: Array) -> Array:
+        """The log of probabilities, clamped at -100, with a derivative that stays
+        finite for subnormal probabilities of the caller's dtype (see
+        :func:`~._primitives.clamped_log`)."""
+        return clamped_log(p, self.xp, self.backend.stop_gradient, self.out_dtype)
+
 
 class BinaryInputs(_Inputs):
     """Validated inputs of a binary loss: logits and smoothed targets ``y`` in the
@@ -110,6 +116,13 @@ class BinaryInputs(_Inputs):
         arr = as_parameter_array(value, name, self.xp, self.x, allow_scalar=True)
         check_broadcasts_to(tuple(arr.shape), tuple(self.x.shape), name)
         return arr
+
+    def log_probs(self) -> tuple[Array, Array]:
+        """``(log p, log(1 - p))`` of the probability of class 1: from logits in log
+        space (one ``exp``, one ``log1p``), or the clamped logs of probabilities."""
+        if self.from_logits:
+            return log_sigmoid_pair(self.x, self.xp)
+        return self.clamped_log(self.x), self.clamped_log(1 - self.x)
 
     def finish(self, loss: Array) -> Array:
         """Reduce the per-element loss and cast it back."""
@@ -238,7 +251,7 @@ class SoftmaxInputs(_Inputs):
         the end. Probabilities
         (``from_logits=False``) have their log clamped at -100."""
         if not self.from_logits:
-            return clamped_log(self.x, self.xp), 1.0
+            return self.clamped_log(self.x), 1.0
         scale = self.backend.log_prob_scale(self.out_dtype, self.x.dtype, self.num_classes)
         if scale != 1.0:
             return scaled_log_softmax(self.x, self.axis, scale, self.xp), scale

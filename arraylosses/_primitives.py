@@ -8,7 +8,9 @@ is one-sided at 0).
 
 from __future__ import annotations
 
-from ._typing import Array, Namespace
+from collections.abc import Callable
+
+from ._typing import Array, DType, Namespace
 
 # PyTorch's binary_cross_entropy clamps log-probabilities at -100 so that a probability
 # of exactly 0 or 1 gives a large finite loss; docs/contract.md follows it.
@@ -66,18 +68,38 @@ def log_add_exp(a: Array, b: Array, xp: Namespace) -> Array:
     return hi + xp.log1p(xp.exp(lo - hi))
 
 
-def clamped_log(p: Array, xp: Namespace) -> Array:
+def clamped_log(
+    p: Array,
+    xp: Namespace,
+    stop_gradient: Callable[[Array], Array] | None = None,
+    dtype: DType | None = None,
+) -> Array:
     """``max(log(p), -100)`` for probabilities, without a ``log(0)`` warning or NaN.
 
     The double ``where`` keeps ``log`` away from 0 so NumPy emits no divide warning and
-    the gradient at ``p == 0`` is 0 rather than NaN.
+    the gradient at ``p == 0`` is 0 rather than NaN; where the floor is active the
+    gradient is the floor's, 0.
+
+    With ``stop_gradient`` (a library with automatic differentiation) the value is
+    the same but the derivative is ``1 / max(p, tiny)``, ``tiny`` the smallest normal
+    number of ``dtype`` (the caller's dtype, which may be narrower than ``p``'s): the
+    exact ``1 / p`` overflows to inf for subnormal ``p`` (and, for float16 computed in
+    float32, once cast back), and autodiff turns that inf into NaN downstream.
     """
     # ``~(p <= 0)`` rather than ``p > 0`` so that NaN takes the ``log`` branch and
     # stays NaN instead of being hidden behind the floor.
     positive = ~(p <= 0)
     safe = xp.where(positive, p, xp.ones_like(p))
+    if stop_gradient is None:
+        log = xp.log(safe)
+    else:
+        tiny = xp.finfo(p.dtype if dtype is None else dtype).smallest_normal
+        lift = stop_gradient(xp.where(safe < tiny, tiny - safe, xp.zeros_like(safe)))
+        floored = xp.log(safe + lift)  # derivative 1 / max(p, tiny)
+        # the value of log(p), exactly (``floored - stop(floored)`` is 0)
+        log = xp.log(stop_gradient(safe)) + (floored - stop_gradient(floored))
     floor = xp.full_like(p, LOG_PROB_FLOOR)
-    return xp.where(positive, xp.clip(xp.log(safe), min=LOG_PROB_FLOOR), floor)
+    return xp.where(positive, xp.clip(log, min=LOG_PROB_FLOOR), floor)
 
 
 def log_softmax(x: Array, axis: int, xp: Namespace) -> Array:

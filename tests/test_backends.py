@@ -36,6 +36,7 @@ from arraylosses._binary import sigmoid_focal_by_definition
 from arraylosses._categorical import cross_entropy_by_definition
 from arraylosses._elementwise import binary_terms, sigmoid_focal, sigmoid_focal_gradient
 from arraylosses._inputs import BinaryInputs, SoftmaxInputs
+from arraylosses._primitives import log_sigmoid_pair
 
 FAST_BACKENDS = ("numpy", "torch")
 NO_FAST_PATH = "no native path on this backend (compiled, lazy or the oracle): nothing to compare"
@@ -301,7 +302,7 @@ def test_numpy_block_kernel_against_the_formula(xp, backend, dtype, alpha, gamma
     y_np = sigmoid_targets(rng, (1000,), "soft")
     y_np[::2] = np.round(y_np[::2])
     y = xp.asarray(y_np.astype(dtype))
-    bce, b, _, _, logs = binary_terms(x, y, True, xp, with_logs=True)
+    bce, b, _, _, logs = binary_terms(x, *log_sigmoid_pair(x, xp), y, True, xp, with_logs=True)
     want = xp.sum(sigmoid_focal(bce, b, y, alpha, float(gamma), xp, logs[2]))
     for block in (1000, 128, 37):
         got = sigmoid_focal_sum(x, y, alpha, float(gamma), block)
@@ -513,7 +514,7 @@ def test_torch_block_kernel_against_the_formula(xp, device, gamma, alpha):
     x = to_xp(xp, device, logits_np(rng, (500,)))
     y = to_xp(xp, device, sigmoid_targets(rng, (500,), "soft"))
     kernel = SigmoidFocalBlocks(alpha, gamma)
-    bce, b, p, q, logs = binary_terms(x, y, True, xp, with_logs=True)
+    bce, b, p, q, logs = binary_terms(x, *log_sigmoid_pair(x, xp), y, True, xp, with_logs=True)
     loss = sigmoid_focal(bce, b, y, alpha, gamma, xp, logs[2])
     grad = sigmoid_focal_gradient(bce, b, p, q, y, alpha, gamma, xp, logs=logs)
     for scale in (1.0, 0.125, torch.tensor(0.375, dtype=x.dtype, device=x.device)):

@@ -19,8 +19,8 @@ import pytest
 from array_api_extra.testing import assert_close
 
 import arraylosses as al
+from arraylosses.testing import load, to_numpy
 from arraylosses.testing import reference as ref
-from arraylosses.testing import to_numpy
 
 # ------------------------------------------------ bfloat16 softmax, float32 compute
 
@@ -164,6 +164,156 @@ def test_nan_probability_anywhere_in_a_row_reaches_its_loss(
     got = to_numpy(getattr(al, name)(p, labels, from_logits=False, reduction="none", **options))
     assert np.isnan(got[:k]).all(), got
     assert np.isfinite(got[k])
+
+
+# ------------------------------ finite derivative of the clamped log (probabilities)
+
+PROB_DTYPES = ["float16", "bfloat16", "float32", "float64"]
+
+
+def _probability_grid(library: str, dtype: str) -> tuple[Any, np.ndarray]:
+    """Probabilities of one dtype from 0 through its subnormals, its smallest normal
+    number, the -100 floor of the log (e^-100 is normal in float64 only) and up to 1,
+    as an array of ``library`` and in float64."""
+    import ml_dtypes
+
+    np_dtype = ml_dtypes.bfloat16 if dtype == "bfloat16" else np.dtype(dtype)
+    info = ml_dtypes.finfo(np_dtype) if dtype == "bfloat16" else np.finfo(np_dtype)
+    tiny = float(info.smallest_normal)
+    values = [0.0, float(info.smallest_subnormal), tiny / 8, tiny / 2, tiny, 2 * tiny]
+    values += [1e-50, np.exp(-100.0) / 2, np.exp(-99.0), 1e-30, 1e-6, 0.3, 0.9, 1.0]
+    p64 = np.unique(np.asarray(values).astype(np_dtype).astype(np.float64))
+    if library == "torch":
+        torch = pytest.importorskip("torch")
+        return torch.asarray(p64).to(getattr(torch, dtype)), p64
+    import jax.numpy as jnp
+
+    return jnp.asarray(p64, dtype=getattr(jnp, dtype)), p64
+
+
+def _gradient(library: str, f: Any, p: Any) -> tuple[np.ndarray, np.ndarray]:
+    """(loss, gradient) of ``sum(f(p))`` by reverse mode, in float64."""
+    if library == "torch":
+        leaf = p.clone().requires_grad_(True)
+        loss = f(leaf)
+        (g,) = pytest.importorskip("torch").autograd.grad(loss.sum(), leaf)
+        return to_numpy(loss.detach()).astype(np.float64), to_numpy(g).astype(np.float64)
+    import jax
+
+    loss, g = jax.vmap(jax.value_and_grad(f))(p)
+    return np.asarray(loss, np.float64), np.asarray(g, np.float64)
+
+
+@pytest.mark.parametrize("library", ["torch", "jax"])
+@pytest.mark.parametrize("dtype", PROB_DTYPES)
+@pytest.mark.parametrize("target", [1.0, 0.0, 0.3])
+@pytest.mark.parametrize(
+    ("name", "options"),
+    [
+        ("binary_cross_entropy", {}),
+        ("binary_cross_entropy", {"label_smoothing": 0.1}),
+        ("sigmoid_focal_loss", {"gamma": 0.0}),
+        ("sigmoid_focal_loss", {"gamma": 0.01}),
+        ("sigmoid_focal_loss", {"gamma": 0.5, "label_smoothing": 0.1}),
+        ("sigmoid_focal_loss", {"gamma": 2.0}),
+        ("sigmoid_focal_loss", {"gamma": "array"}),
+    ],
+)
+def test_probability_gradients_are_finite_and_exact_where_representable(
+    library: str, dtype: str, target: float, name: str, options: dict[str, Any]
+) -> None:
+    """``from_logits=False``: the derivative of the clamped log is finite for every
+    probability of every dtype (``1/p`` of a subnormal overflowed to -inf), 0 where the
+    -100 floor is active, and for binary cross-entropy equal to the float64 derivative
+    ``-y'/p + (1 - y')/(1 - p)`` of the clamped logs wherever that is representable."""
+    pytest.importorskip(library)
+    pytest.importorskip("ml_dtypes")
+    ctx = _null()
+    if library == "jax":
+        import jax
+
+        ctx = jax.enable_x64(dtype == "float64")
+    with ctx:
+        p, p64 = _probability_grid(library, dtype)
+        xp = load(library)
+        kw = dict(options)
+        if kw.get("gamma") == "array":
+            kw["gamma"] = xp.asarray(0.5)
+
+        def f(a: Any) -> Any:
+            y = xp.full_like(a, target)
+            return getattr(al, name)(a, y, from_logits=False, reduction="none", **kw)
+
+        loss, grad = _gradient(library, f, p)
+    finite = np.isfinite(loss)
+    assert finite.all(), p64[~finite]
+    assert np.isfinite(grad).all(), (p64[~np.isfinite(grad)], grad[~np.isfinite(grad)])
+    if name != "binary_cross_entropy":
+        return
+    eps = options.get("label_smoothing", 0.0)
+    t = float(np.asarray([target]).astype(p.dtype if library == "jax" else np.float64)[0])
+    if library == "torch":  # the target as the dtype rounds it
+        t = float(pytest.importorskip("torch").tensor(target, dtype=p.dtype))
+    y = t * (1 - eps) + eps / 2
+
+    def clamped_slope(q: np.ndarray) -> np.ndarray:
+        with np.errstate(divide="ignore", over="ignore"):
+            return np.where(np.log(q) > ref.LOG_CLAMP, 1.0 / q, 0.0)
+
+    expected = -y * clamped_slope(p64) + (1 - y) * clamped_slope(1 - p64)
+    if library == "jax" and dtype != "float64":
+        representable = p64 >= 1.2e-38  # XLA on CPU flushes subnormals to zero
+    else:
+        representable = np.ones_like(p64, dtype=bool)
+    wide = dtype in ("float16", "bfloat16")
+    out_tiny = 6.2e-5 if dtype == "float16" else 1.2e-38 if dtype != "float64" else 2.3e-308
+    representable &= p64 >= out_tiny  # 1/p of a subnormal overflows: finite is the promise
+    rtol = {"float16": 1e-2, "bfloat16": 1e-2, "float32": 1e-5, "float64": 1e-12}[dtype]
+    assert_close(grad[representable], expected[representable], rtol=rtol * (4 if wide else 1))
+
+
+@pytest.mark.parametrize("library", ["torch", "jax"])
+@pytest.mark.parametrize("name", ["cross_entropy", "softmax_focal_loss"])
+@pytest.mark.parametrize("smoothing", [0.0, 0.1])
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_softmax_of_confident_logits_has_finite_gradient(
+    library: str, name: str, smoothing: float, dtype: str
+) -> None:
+    """``loss(softmax(x), from_logits=False)`` where softmax underflows to a subnormal
+    (or to 0) at the label's class: finite loss, finite gradient with respect to ``x``."""
+    pytest.importorskip(library)
+    gaps = [92.0, 100.0, 103.0, 200.0] if dtype == "float32" else [700.0, 740.0, 745.0, 800.0]
+    rows = np.asarray([[0.0, g, -1.0] for g in gaps], dtype=dtype)
+    labels = np.zeros(len(gaps), dtype=np.int64)
+    ctx = _null()
+    if library == "jax":
+        import jax
+
+        ctx = jax.enable_x64(dtype == "float64")
+    with ctx:
+        if library == "torch":
+            torch = pytest.importorskip("torch")
+            x = torch.asarray(rows).requires_grad_(True)
+            loss = getattr(al, name)(
+                torch.softmax(x, -1), torch.asarray(labels), from_logits=False,
+                label_smoothing=smoothing, reduction="none",
+            )  # fmt: skip
+            (g,) = torch.autograd.grad(loss.sum(), x)
+            loss_np, grad = to_numpy(loss.detach()), to_numpy(g)
+        else:
+            import jax
+            import jax.numpy as jnp
+
+            def f(a: Any) -> Any:
+                return getattr(al, name)(
+                    jax.nn.softmax(a, axis=-1), jnp.asarray(labels), from_logits=False,
+                    label_smoothing=smoothing, reduction="sum",
+                )  # fmt: skip
+
+            loss_np = np.asarray(f(jnp.asarray(rows)))
+            grad = np.asarray(jax.grad(f)(jnp.asarray(rows)))
+    assert np.isfinite(loss_np).all()
+    assert np.isfinite(grad).all(), grad
 
 
 # ------------------------------------------- batched backward through the kernel

@@ -41,6 +41,11 @@ class Backend:
     #: The library's name in messages and in the backend list of ``arraylosses.testing``.
     name = "generic"
 
+    #: The library's identity with a zero derivative (``detach``, ``stop_gradient``),
+    #: or None where it has no automatic differentiation: derivatives the exact formula
+    #: would overflow are bounded with it (``_primitives.clamped_log``).
+    stop_gradient: Callable[[Array], Array] | None = None
+
     def reads_values(self, x: Array) -> bool:
         """Whether the values of ``x`` can be read without a device sync or breaking a
         trace (then bad labels and parameters raise; elsewhere they become NaN)."""

@@ -16,6 +16,7 @@ from ._generic import Backend
 
 class JaxBackend(Backend):
     name = "jax"
+    stop_gradient = staticmethod(jax.lax.stop_gradient)
 
     def compute_dtype(self, dtype: DType, x: Array, xp: Namespace) -> DType:
         if "bfloat16" in str(dtype):

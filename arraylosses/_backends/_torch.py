@@ -28,6 +28,7 @@ import torch
 import torch.nn.functional as F
 
 from .._elementwise import binary_terms, focal_weight, sigmoid_focal_gradient
+from .._primitives import log_sigmoid_pair
 from .._typing import Array, DType, Namespace
 from ._generic import Backend, SoftmaxCall, array_namespace
 
@@ -71,6 +72,7 @@ def transform_state(
 
 class TorchBackend(Backend):
     name = "torch"
+    stop_gradient = staticmethod(torch.Tensor.detach)
 
     def reads_values(self, x: Array) -> bool:
         return bool(x.is_cpu) and not transform_state((x,), wrapped_only=True)[0]
@@ -226,7 +228,8 @@ class SigmoidFocalBlocks:
 
     def gradient(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         xp = array_namespace(x)
-        bce, b, p, q, logs = binary_terms(x, y, True, xp, with_logs=True)
+        log_p, log_q = log_sigmoid_pair(x, xp)
+        bce, b, p, q, logs = binary_terms(x, log_p, log_q, y, True, xp, with_logs=True)
         grad: torch.Tensor = sigmoid_focal_gradient(
             bce, b, p, q, y, self.alpha, self.gamma, xp, logs=logs
         )
