@@ -61,7 +61,7 @@ EXAMPLE_DEPS = ["matplotlib", "tqdm"]
 BACKEND_DEPS: dict[str, list[str]] = {
     "numpy": [],
     "array_api_strict": [],
-    "torch": [TORCH, *EXAMPLE_DEPS],
+    "torch": [TORCH, "torchmetrics", *EXAMPLE_DEPS],  # torchmetrics: calibration parity
     "jax": ["jax", "optax", "keras", *EXAMPLE_DEPS],
     "dask": ["dask[array]", *EXAMPLE_DEPS],
     "cupy": ["cupy-cuda12x"],

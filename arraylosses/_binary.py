@@ -1,4 +1,4 @@
-"""Binary (sigmoid) losses: binary cross-entropy and sigmoid focal loss.
+"""Binary (sigmoid) losses: binary cross-entropy, sigmoid focal loss and asymmetric loss.
 
 Each public function reads top to bottom: validate once (``BinaryInputs``), delegate
 where the backend has a native path, otherwise the definition (``_elementwise``) and
@@ -7,13 +7,21 @@ the reduction.
 
 from __future__ import annotations
 
+import math
+from collections.abc import Callable
+
 from ._backends import quiet_overflow
+from ._elementwise import asymmetric, binary_terms, poly_binary_cross_entropy, sigmoid_focal
 from ._elementwise import binary_cross_entropy as binary_cross_entropy_terms
-from ._elementwise import binary_terms, sigmoid_focal
 from ._inputs import BinaryInputs
-from ._primitives import needs_log_base
+from ._primitives import log_add_exp, needs_log_base
 from ._typing import Array
-from ._validation import check_gamma, check_unit_interval
+from ._validation import (
+    check_finite_float,
+    check_gamma,
+    check_nonnegative_float,
+    check_unit_interval,
+)
 
 
 @quiet_overflow
@@ -25,9 +33,12 @@ def binary_cross_entropy(
     weight: Array | None = None,
     pos_weight: Array | None = None,
     label_smoothing: float = 0.0,
-    smoothing: str = "uniform",
+    smoothing: str | Array = "uniform",
     from_logits: bool = True,
     reduction: str = "mean",
+    poly_epsilon: float = 0.0,
+    where: Array | None = None,
+    normalizer: float | Array | None = None,
 ) -> Array:
     r"""Binary cross-entropy on logits, with optional label smoothing.
 
@@ -59,14 +70,27 @@ def binary_cross_entropy(
         positive term (``pos_weight = #neg / #pos`` balances classes), as in PyTorch.
     label_smoothing : float, default 0.0
         ``eps`` in ``[0, 1]``.
-    smoothing : {"uniform", "others"}, default "uniform"
-        ``"uniform"``: ``q' = (1 - eps) q + eps/K``; ``"others"``: the true class keeps
-        ``1 - eps`` and the others share ``eps`` (see :func:`smooth_labels`).
+    smoothing : {"uniform", "others"} or array, default "uniform"
+        ``"uniform"``: ``y' = (1 - eps) y + eps/2``; ``"others"``:
+        ``y' = (1 - eps) y + eps (1 - y)``; an array (or float) ``u`` in ``[0, 1]``
+        broadcastable to ``logits``, the prior of the positive class:
+        ``y' = (1 - eps) y + eps u``.
     from_logits : bool, default True
         False: ``logits`` holds probabilities (log-probabilities clamped at -100).
     reduction : {"mean", "sum", "none"}, default "mean"
         ``"none"``: the per-element loss; ``"sum"``: its sum; ``"mean"``: that sum
-        divided by the number of elements of ``logits``.
+        divided by the number of elements of ``logits`` (that ``where`` keeps).
+    poly_epsilon : float, default 0.0
+        Poly-1 (Leng et al. 2022): adds ``eps w (1 - p_t)`` per element (``w`` the
+        element's ``weight``, not ``pos_weight``); any finite float, 0 is the loss
+        without it.
+    where : bool array, optional
+        Broadcastable to ``logits``: the elements that count. Masked elements have
+        loss 0 and gradient exactly 0 whatever ``logits`` holds there, and are left
+        out of the ``"mean"`` denominator.
+    normalizer : float or 0-d array, optional
+        With ``reduction="mean"``: divide the sum by this instead (RetinaNet's number
+        of positive anchors, mmdet's ``avg_factor``).
 
     Returns
     -------
@@ -89,11 +113,19 @@ def binary_cross_entropy(
     CVPR 2016, section 7 (label smoothing). The unsmoothed loss reproduces PyTorch's
     ``binary_cross_entropy_with_logits``.
     """
-    inputs = BinaryInputs(logits, targets, label_smoothing, smoothing, from_logits, reduction)
+    inputs = BinaryInputs(
+        logits, targets, label_smoothing, smoothing, from_logits, reduction, where, normalizer
+    )
     pw = None if pos_weight is None else inputs.parameter(pos_weight, "pos_weight")
     w = None if weight is None else inputs.parameter(weight, "weight")
+    eps = 0.0 if poly_epsilon == 0.0 else check_finite_float(poly_epsilon, "poly_epsilon")
     log_p, log_q = inputs.log_probs()
     loss = binary_cross_entropy_terms(log_p, log_q, inputs.y, pos_weight=pw)
+    if eps != 0.0:
+        _, b, _, _, _ = binary_terms(
+            inputs.x, log_p, log_q, inputs.y, inputs.from_logits, inputs.xp
+        )
+        loss = poly_binary_cross_entropy(loss, b, eps)
     return inputs.finish(loss if w is None else w * loss)
 
 
@@ -104,11 +136,16 @@ def sigmoid_focal_loss(
     /,
     *,
     alpha: float | None = 0.25,
-    gamma: float | Array = 2.0,
+    gamma: float | Array | Callable[[Array], Array] = 2.0,
     label_smoothing: float = 0.0,
-    smoothing: str = "uniform",
+    smoothing: str | Array = "uniform",
     from_logits: bool = True,
     reduction: str = "mean",
+    weight: Array | None = None,
+    pos_weight: Array | None = None,
+    poly_epsilon: float = 0.0,
+    where: Array | None = None,
+    normalizer: float | Array | None = None,
 ) -> Array:
     r"""Sigmoid focal loss (Lin et al. 2017, RetinaNet).
 
@@ -141,18 +178,36 @@ def sigmoid_focal_loss(
         Targets in ``[0, 1]`` broadcastable to ``logits`` (float, bool or integer 0/1).
     alpha : float or None, default 0.25
         Weight of the positive class in ``[0, 1]``; None disables balancing.
-    gamma : float or array, default 2.0
-        Focusing parameter ``>= 0``, or an array broadcastable to ``logits``
-        (per-element focusing).
+    gamma : float, array or callable, default 2.0
+        Focusing parameter ``>= 0``, an array broadcastable to ``logits``
+        (per-element focusing), or a callable ``gamma(p_t)`` returning one per
+        element (sample-dependent focusing, e.g. :func:`flsd53_gamma`; differentiated
+        through as ordinary code).
     label_smoothing : float, default 0.0
         Smoothing strength ``eps`` in ``[0, 1]``; 0 disables smoothing.
-    smoothing : {"uniform", "others"}, default "uniform"
-        ``y' = (1 - eps) y + eps/2`` or ``y' = (1 - eps) y + eps (1 - y)``.
+    smoothing : {"uniform", "others"} or array, default "uniform"
+        ``y' = (1 - eps) y + eps/2``, ``y' = (1 - eps) y + eps (1 - y)``, or
+        ``y' = (1 - eps) y + eps u`` for a prior ``u`` of the positive class.
     from_logits : bool, default True
         False: ``logits`` holds probabilities (log-probabilities clamped at -100).
     reduction : {"mean", "sum", "none"}, default "mean"
         ``"none"``: the per-element loss; ``"sum"``: its sum; ``"mean"``: that sum
-        divided by the number of elements of ``logits``.
+        divided by the number of elements of ``logits`` (that ``where`` keeps).
+    weight, pos_weight : array, sequence or float, optional
+        As in :func:`binary_cross_entropy` (kornia's and MONAI's binary focal losses
+        have them): ``weight`` rescales each element's loss, ``pos_weight`` the
+        positive term of the BCE before the focal factor applies.
+    poly_epsilon : float, default 0.0
+        Poly-1 (Leng et al. 2022): adds ``eps w (1 - p_t)^(gamma + 1)`` per element
+        (``w = weight alpha_t``, not ``pos_weight``); any finite float, 0 is the loss
+        without it.
+    where : bool array, optional
+        Broadcastable to ``logits``: the elements that count. Masked elements have
+        loss 0 and gradient exactly 0 whatever ``logits`` holds there, and are left
+        out of the ``"mean"`` denominator.
+    normalizer : float or 0-d array, optional
+        With ``reduction="mean"``: divide the sum by this instead (RetinaNet's number
+        of positive anchors, mmdet's ``avg_factor``).
 
     Returns
     -------
@@ -175,27 +230,168 @@ def sigmoid_focal_loss(
     Lin, Goyal, Girshick, He, Dollár, "Focal Loss for Dense Object Detection",
     ICCV 2017, equation (5).
     """
-    inputs = BinaryInputs(logits, targets, label_smoothing, smoothing, from_logits, reduction)
+    inputs = BinaryInputs(
+        logits, targets, label_smoothing, smoothing, from_logits, reduction, where, normalizer
+    )
     xp, x, y = inputs.xp, inputs.x, inputs.y
     g = check_gamma(gamma, xp, x, inputs.backend)
     a = None if alpha is None else check_unit_interval(alpha, "alpha")
-    if inputs.from_logits and inputs.reduction != "none" and isinstance(g, float):
+    pw = None if pos_weight is None else inputs.parameter(pos_weight, "pos_weight")
+    w = None if weight is None else inputs.parameter(weight, "weight")
+    eps = 0.0 if poly_epsilon == 0.0 else check_finite_float(poly_epsilon, "poly_epsilon")
+    if (
+        inputs.from_logits
+        and inputs.reduction != "none"
+        and isinstance(g, float)
+        and inputs.where is None
+        and w is None
+        and pw is None
+        and eps == 0.0
+    ):
         # delegate where possible
-        reduced = inputs.backend.reduced_sigmoid_focal(x, y, a, g, inputs.reduction, xp)
+        reduction = "sum" if inputs.normalizer is not None else inputs.reduction
+        reduced = inputs.backend.reduced_sigmoid_focal(x, y, a, g, reduction, xp)
         if reduced is not None:
+            if inputs.normalizer is not None:
+                reduced = inputs.normalize(reduced)
             return inputs.cast(reduced)
-    return sigmoid_focal_by_definition(inputs, a, g)
+    return sigmoid_focal_by_definition(inputs, a, g, w, pw, eps)
 
 
 def sigmoid_focal_by_definition(
-    inputs: BinaryInputs, alpha: float | None, gamma: float | Array
+    inputs: BinaryInputs,
+    alpha: float | None,
+    gamma: float | Array | Callable[[Array], Array],
+    weight: Array | None = None,
+    pos_weight: Array | None = None,
+    poly_epsilon: float = 0.0,
 ) -> Array:
     """:func:`sigmoid_focal_loss` of validated inputs by its definition, on any backend."""
     xp, y = inputs.xp, inputs.y
-    with_logs = needs_log_base(gamma)  # a smooth factor for a fractional gamma
+    # a smooth factor for a fractional or sample-dependent gamma
+    with_logs = callable(gamma) or needs_log_base(gamma)
     log_p, log_q = inputs.log_probs()
-    bce, b, _, _, logs = binary_terms(
+    bce, b, p, q, logs = binary_terms(
         inputs.x, log_p, log_q, y, inputs.from_logits, xp, with_logs=with_logs
     )
+    if pos_weight is not None:
+        bce = binary_cross_entropy_terms(log_p, log_q, y, pos_weight=pos_weight)
+    if callable(gamma):
+        gamma = gamma(y * p + (1 - y) * q)  # p_t, the probability of the target
     log_b = None if logs is None else logs[2]
-    return inputs.finish(sigmoid_focal(bce, b, y, alpha, gamma, xp, log_b))
+    loss = sigmoid_focal(
+        poly_binary_cross_entropy(bce, b, poly_epsilon), b, y, alpha, gamma, xp, log_b
+    )
+    return inputs.finish(loss if weight is None else weight * loss)
+
+
+@quiet_overflow
+def asymmetric_loss(
+    logits: Array,
+    targets: Array,
+    /,
+    *,
+    gamma_pos: float = 0.0,
+    gamma_neg: float = 4.0,
+    clip: float = 0.05,
+    label_smoothing: float = 0.0,
+    smoothing: str | Array = "uniform",
+    from_logits: bool = True,
+    reduction: str = "mean",
+    where: Array | None = None,
+    normalizer: float | Array | None = None,
+) -> Array:
+    r"""Asymmetric loss for multi-label classification (Ridnik et al. 2021).
+
+    In a multi-label problem most labels of an image are negatives. The asymmetric
+    loss focuses the two sides differently (``gamma_neg > gamma_pos``) and shifts the
+    negatives' probability by a margin, so that easy negatives (``p <= clip``) are
+    discarded entirely and mislabelled negatives are not over-penalised. With
+    ``p = sigmoid(x)``, ``y'`` the (smoothed) target and ``p_m = max(p - clip, 0)``:
+
+    .. math::
+
+        \ell = -\left[ y' (1 - p)^{\gamma_+} \log p
+               + (1 - y')\, p_m^{\gamma_-} \log(1 - p_m) \right]
+
+    Each term has its own factor: for 0/1 targets this is timm's
+    ``AsymmetricLossMultiLabel`` per element (without its 1e-8 probability clamp, and
+    before timm's sum). Computed in log space: ``log(1 - p_m) = log(min(1, 1 - p +
+    clip))`` from ``log(1 - p)``, finite for every finite logit; the gradient is
+    finite everywhere, and at ``p == clip`` exactly it is that of the branch
+    ``p_m = 0``. With ``clip = 0`` and ``gamma_pos = gamma_neg = gamma`` it is
+    :func:`sigmoid_focal_loss` with ``alpha=None`` for 0/1 targets.
+
+    Parameters
+    ----------
+    logits : array
+        Real floating logits, any shape ``[...]`` (probabilities if
+        ``from_logits=False``), e.g. ``[batch, num_labels]``.
+    targets : array
+        Targets in ``[0, 1]`` broadcastable to ``logits`` (float, bool or integer 0/1).
+    gamma_pos, gamma_neg : float, default 0.0 and 4.0
+        Focusing parameters ``>= 0`` of the positive and the negative term.
+    clip : float, default 0.05
+        The probability margin ``m`` in ``[0, 1)``; 0 disables the shift.
+    label_smoothing : float, default 0.0
+        Smoothing strength ``eps`` in ``[0, 1]``.
+    smoothing : {"uniform", "others"} or array, default "uniform"
+        As in :func:`binary_cross_entropy`.
+    from_logits : bool, default True
+        False: ``logits`` holds probabilities (log-probabilities clamped at -100).
+    reduction : {"mean", "sum", "none"}, default "mean"
+        ``"none"``: the per-element loss; ``"sum"``: its sum; ``"mean"``: that sum
+        divided by the number of elements (that ``where`` keeps).
+    where : bool array, optional
+        Broadcastable to ``logits``: the elements that count.
+    normalizer : float or 0-d array, optional
+        With ``reduction="mean"``: divide the sum by this instead.
+
+    Returns
+    -------
+    array
+        Shape of ``logits`` for ``"none"``, 0-d otherwise; dtype, library and device of
+        ``logits``.
+
+    Examples
+    --------
+    >>> import array_api_strict as xp
+    >>> import arraylosses as al
+    >>> logits = xp.asarray([2.0, -3.0, -1.0])
+    >>> targets = xp.asarray([1.0, 0.0, 0.0])
+    >>> [round(float(v), 6) for v in al.asymmetric_loss(logits, targets, reduction="none")]
+    [0.126928, 0.0, 0.000568]
+
+    References
+    ----------
+    Ridnik, Ben-Baruch, Zamir, Noy, Friedman, Protter, Zelnik-Manor, "Asymmetric Loss
+    For Multi-Label Classification", ICCV 2021, equations (1)-(5).
+    """
+    inputs = BinaryInputs(
+        logits, targets, label_smoothing, smoothing, from_logits, reduction, where, normalizer
+    )
+    g_pos = check_nonnegative_float(gamma_pos, "gamma_pos")
+    g_neg = check_nonnegative_float(gamma_neg, "gamma_neg")
+    m = check_nonnegative_float(clip, "clip")
+    if not m < 1.0:
+        raise ValueError(f"`clip` must be in [0, 1); got {clip!r}.")
+    xp, x = inputs.xp, inputs.x
+    log_p, log_q = inputs.log_probs()
+    if inputs.from_logits:
+        p, q = xp.exp(log_p), xp.exp(log_q)
+    else:
+        p, q = x, 1 - x
+    if m == 0.0:
+        p_m, log_1m_pm = p, log_q
+    else:
+        shifted = p > m  # at p == clip exactly: the branch p_m = 0
+        p_m = xp.where(shifted, p - m, xp.zeros_like(p))
+        # log(1 - p + m) = logaddexp(log q, log m) in log space, 0 where not shifted
+        log_m = xp.full_like(log_q, math.log(m))
+        if inputs.from_logits:
+            log_shifted = log_add_exp(log_q, log_m, xp)
+        else:
+            log_shifted = xp.log(xp.where(shifted, q + m, xp.ones_like(q)))
+        log_1m_pm = xp.where(shifted, log_shifted, xp.zeros_like(log_q))
+    loss = asymmetric(log_p, log_q, q, p_m, log_1m_pm, inputs.y, g_pos, g_neg, xp)
+    return inputs.finish(loss)

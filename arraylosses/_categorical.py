@@ -8,18 +8,27 @@ the reduction.
 from __future__ import annotations
 
 import numbers
+from collections.abc import Callable
 
 from ._backends import quiet_overflow
 from ._elementwise import (
     cross_entropy_of_distribution,
     cross_entropy_of_labels,
-    mass_times_log,
+    poly_log_prob,
     softmax_focal_terms,
     without_massless,
 )
 from ._inputs import SoftmaxInputs
 from ._typing import Array
-from ._validation import check_alpha_array, check_gamma, check_unit_interval
+from ._validation import check_alpha_array, check_finite_float, check_gamma, check_unit_interval
+
+
+def _one_minus_p(inputs: SoftmaxInputs, log_p: Array, scale: float) -> Array:
+    """``1 - p_c`` for every class: ``-expm1(log p_c)`` from logits (accurate for
+    confident predictions), ``1 - p`` for probabilities."""
+    if inputs.from_logits:
+        return -inputs.xp.expm1(scale * log_p)
+    return 1 - inputs.x
 
 
 def _times(scale: float, loss: Array) -> Array:
@@ -37,9 +46,12 @@ def cross_entropy(
     weight: Array | None = None,
     ignore_index: int | None = None,
     label_smoothing: float = 0.0,
-    smoothing: str = "uniform",
+    smoothing: str | Array = "uniform",
     from_logits: bool = True,
     reduction: str = "mean",
+    poly_epsilon: float = 0.0,
+    where: Array | None = None,
+    normalizer: float | Array | None = None,
 ) -> Array:
     r"""Softmax cross-entropy with class weights, ignored labels and label smoothing.
 
@@ -74,9 +86,10 @@ def cross_entropy(
         Integer targets equal to it contribute 0 and are left out of the mean.
     label_smoothing : float, default 0.0
         Smoothing strength ``eps`` in ``[0, 1]``; 0 disables smoothing.
-    smoothing : {"uniform", "others"}, default "uniform"
+    smoothing : {"uniform", "others"} or array, default "uniform"
         ``"uniform"``: ``q' = (1 - eps) q + eps/K``; ``"others"``: the true class keeps
-        ``1 - eps`` and the others share ``eps`` (see :func:`smooth_labels`).
+        ``1 - eps`` and the others share ``eps``; an array (or sequence) ``u`` of K
+        class probabilities: ``q' = (1 - eps) q + eps u`` (see :func:`smooth_labels`).
     from_logits : bool, default True
         False: ``logits`` holds probabilities (log-probabilities clamped at -100).
     reduction : {"mean", "sum", "none"}, default "mean"
@@ -85,6 +98,16 @@ def cross_entropy(
         ``sum_i w[y_i]`` of the targets that are not ignored (the number of them
         without ``weight``), for distribution targets the number of elements without
         the class axis.
+    poly_epsilon : float, default 0.0
+        Poly-1 (Leng et al. 2022): adds ``eps sum_c w_c q'_c (1 - p_c)`` per element
+        (``w_c`` the class weight; without weights optax's
+        ``poly_loss_cross_entropy``); any finite float, 0 is the loss without it.
+    where : bool array, optional
+        Broadcastable to ``logits.shape`` without ``axis``: the elements that count.
+        Masked elements count like ignored ones: loss 0, gradient exactly 0 whatever
+        ``logits`` holds there, left out of every ``"mean"`` denominator.
+    normalizer : float or 0-d array, optional
+        With ``reduction="mean"``: divide the (weighted) sum by this instead.
 
     Returns
     -------
@@ -108,33 +131,40 @@ def cross_entropy(
     CVPR 2016 (label smoothing).
     """
     inputs = SoftmaxInputs(
-        logits, targets, axis, ignore_index, label_smoothing, smoothing, from_logits, reduction
-    )
+        logits, targets, axis, ignore_index, label_smoothing, smoothing, from_logits, reduction,
+        where, normalizer,
+    )  # fmt: skip
     w = None if weight is None else inputs.per_class(weight, "weight")
-    out = inputs.backend.cross_entropy(inputs, w)  # delegate where possible
-    if out is not None:
-        return out
-    return cross_entropy_by_definition(inputs, w)
+    eps = 0.0 if poly_epsilon == 0.0 else check_finite_float(poly_epsilon, "poly_epsilon")
+    if inputs.plain and inputs.prior is None and eps == 0.0:
+        out = inputs.backend.cross_entropy(inputs, w)  # delegate where possible
+        if out is not None:
+            return out
+    return cross_entropy_by_definition(inputs, w, eps)
 
 
-def cross_entropy_by_definition(inputs: SoftmaxInputs, w: Array | None) -> Array:
+def cross_entropy_by_definition(
+    inputs: SoftmaxInputs, w: Array | None, poly_epsilon: float = 0.0
+) -> Array:
     """:func:`cross_entropy` of validated inputs by its definition, on any backend."""
     xp, ax = inputs.xp, inputs.axis
     log_p, scale = inputs.log_probs()
+    if poly_epsilon != 0.0:
+        log_p = poly_log_prob(log_p, _one_minus_p(inputs, log_p, scale), poly_epsilon / scale)
     if inputs.labels is None:
         q = inputs.dist if w is None else inputs.broadcast_class(w) * inputs.dist
         return inputs.finish(_times(scale, cross_entropy_of_distribution(log_p, q, ax, xp)))
     labels, _, _ = inputs.label_masks()
     picked = inputs.take_class(log_p, labels)
     if w is None:
-        row_sum = None if inputs.b == 0.0 else xp.sum(log_p, axis=ax)
+        row_sum = None if inputs.b == 0.0 else inputs.row_sum(log_p)
         return inputs.finish(
             _times(scale, cross_entropy_of_labels(picked, row_sum, inputs.a, inputs.b))
         )
     w_label = inputs.class_values(w, labels)
     row_sum = None
     if inputs.b != 0.0:
-        row_sum = xp.sum(mass_times_log(inputs.broadcast_class(w), log_p, xp), axis=ax)
+        row_sum = inputs.row_sum(log_p, inputs.broadcast_class(w))
     loss = cross_entropy_of_labels(picked, row_sum, inputs.a, inputs.b, w_label)
     # PyTorch's rule: the mean divides by the summed weight of the kept labels.
     denominator = xp.sum(xp.where(inputs.keep, w_label, xp.zeros_like(w_label)))
@@ -148,13 +178,16 @@ def softmax_focal_loss(
     /,
     *,
     alpha: float | Array | None = None,
-    gamma: float | Array = 2.0,
+    gamma: float | Array | Callable[[Array], Array] = 2.0,
     axis: int = -1,
     ignore_index: int | None = None,
     label_smoothing: float = 0.0,
-    smoothing: str = "uniform",
+    smoothing: str | Array = "uniform",
     from_logits: bool = True,
     reduction: str = "mean",
+    poly_epsilon: float = 0.0,
+    where: Array | None = None,
+    normalizer: float | Array | None = None,
 ) -> Array:
     r"""Multi-class (softmax) focal loss (Lin et al. 2017).
 
@@ -182,9 +215,13 @@ def softmax_focal_loss(
         Integer class indices (``logits.shape`` without ``axis``) or a distribution of
         shape ``logits.shape``.
     alpha : float, array, sequence or None, default None
-        Class balancing: a float in ``[0, 1]`` or ``[num_classes]`` per-class weights.
-    gamma : float or array, default 2.0
-        Focusing parameter ``>= 0`` or an array broadcastable to ``logits``.
+        Class balancing: a float in ``[0, 1]`` or ``[num_classes]`` per-class weights
+        (finite, ``>= 0``; e.g. :func:`class_balanced_weights`).
+    gamma : float, array or callable, default 2.0
+        Focusing parameter ``>= 0``, an array broadcastable to ``logits``, or a
+        callable ``gamma(p)`` called on the class probabilities (shape of ``logits``)
+        and returning one per class term (e.g. :func:`flsd53_gamma`; differentiated
+        through as ordinary code).
     axis : int, default -1
         Class axis; PyTorch's ``(N, C, d1, ...)`` layout is ``axis=1``.
     ignore_index : int, optional
@@ -192,15 +229,25 @@ def softmax_focal_loss(
         (integer targets only).
     label_smoothing : float, default 0.0
         Smoothing strength ``eps`` in ``[0, 1]``; 0 disables smoothing.
-    smoothing : {"uniform", "others"}, default "uniform"
+    smoothing : {"uniform", "others"} or array, default "uniform"
         ``"uniform"``: ``q' = (1 - eps) q + eps/K``; ``"others"``: the true class keeps
-        ``1 - eps`` and the others share ``eps`` (see :func:`smooth_labels`).
+        ``1 - eps`` and the others share ``eps``; an array (or sequence) ``u`` of K
+        class probabilities: ``q' = (1 - eps) q + eps u`` (see :func:`smooth_labels`).
     from_logits : bool, default True
         False: ``logits`` holds probabilities (log-probabilities clamped at -100).
     reduction : {"mean", "sum", "none"}, default "mean"
         ``"none"``: the per-element loss; ``"sum"``: its sum; ``"mean"``: that sum
         divided by the number of elements that are not ignored (alpha never enters
         the denominator).
+    poly_epsilon : float, default 0.0
+        Poly-1 (Leng et al. 2022): adds ``eps sum_c w_c q'_c (1 - p_c)^gamma + 1`` per
+        element (``w_c`` the class's alpha); any finite float, 0 is the loss without it.
+    where : bool array, optional
+        Broadcastable to ``logits.shape`` without ``axis``: the elements that count.
+        Masked elements count like ignored ones: loss 0, gradient exactly 0 whatever
+        ``logits`` holds there, left out of every ``"mean"`` denominator.
+    normalizer : float or 0-d array, optional
+        With ``reduction="mean"``: divide the (weighted) sum by this instead.
 
     Returns
     -------
@@ -222,10 +269,12 @@ def softmax_focal_loss(
     ICCV 2017.
     """
     inputs = SoftmaxInputs(
-        logits, targets, axis, ignore_index, label_smoothing, smoothing, from_logits, reduction
-    )
-    xp, ax, x = inputs.xp, inputs.axis, inputs.x
+        logits, targets, axis, ignore_index, label_smoothing, smoothing, from_logits, reduction,
+        where, normalizer,
+    )  # fmt: skip
+    xp, x = inputs.xp, inputs.x
     g = check_gamma(gamma, xp, x, inputs.backend)
+    eps = 0.0 if poly_epsilon == 0.0 else check_finite_float(poly_epsilon, "poly_epsilon")
     if alpha is None or isinstance(alpha, numbers.Real):  # bool: refused below
         alpha_scalar = None if alpha is None else check_unit_interval(alpha, "alpha")
         alpha_vec = None
@@ -234,22 +283,25 @@ def softmax_focal_loss(
         alpha_vec = check_alpha_array(inputs.per_class(alpha, "alpha"), xp, x, inputs.backend)
     log_p, scale = inputs.log_probs()
     if inputs.labels is None or inputs.b != 0.0:
-        one_minus_p = -xp.expm1(scale * log_p) if inputs.from_logits else 1 - x
+        one_minus_p = _one_minus_p(inputs, log_p, scale)
+        if callable(g):  # sample-dependent focusing, on each class's probability
+            g = g(xp.exp(scale * log_p) if inputs.from_logits else x)
         # classes that get no mass (target or alpha) contribute exactly 0, even
         # masked ones (logit -inf): 0 log 0 = 0, guarded before the factor multiplies
         if inputs.labels is None:
             log_p = without_massless(log_p, inputs.dist, xp)
         if alpha_vec is not None:
             log_p = without_massless(log_p, inputs.broadcast_class(alpha_vec), xp)
-        terms = softmax_focal_terms(log_p, one_minus_p, g, xp)
+        log_term = poly_log_prob(log_p, one_minus_p, eps / scale)
+        terms = softmax_focal_terms(log_term, one_minus_p, g, xp)
         if alpha_vec is not None:
             terms = inputs.broadcast_class(alpha_vec) * terms
         if inputs.labels is None:
-            loss = cross_entropy_of_distribution(terms, inputs.dist, ax, xp)
+            loss = cross_entropy_of_distribution(terms, inputs.dist, inputs.axis, xp)
         else:
             labels, _, _ = inputs.label_masks()
             picked = inputs.take_class(terms, labels)  # (smoothed: b > 0 here)
-            loss = cross_entropy_of_labels(picked, xp.sum(terms, axis=ax), inputs.a, inputs.b)
+            loss = cross_entropy_of_labels(picked, inputs.row_sum(terms), inputs.a, inputs.b)
     else:
         # Hard labels without smoothing: only the label's class term contributes.
         labels, _, _ = inputs.label_masks()
@@ -258,9 +310,12 @@ def softmax_focal_loss(
             one_minus_p = -xp.expm1(scale * picked)
         else:
             one_minus_p = 1 - inputs.take_class(x, labels)
-        if not isinstance(g, float):  # the label's own focusing parameter
+        if callable(g):  # sample-dependent focusing, on the label's probability
+            g = g(1 - one_minus_p)
+        elif not isinstance(g, float):  # the label's own focusing parameter
             g = inputs.take_class(xp.broadcast_to(g, tuple(x.shape)), labels)
-        loss = -softmax_focal_terms(picked, one_minus_p, g, xp)
+        log_term = poly_log_prob(picked, one_minus_p, eps / scale)
+        loss = -softmax_focal_terms(log_term, one_minus_p, g, xp)
         if alpha_vec is not None:
             loss = inputs.class_values(alpha_vec, labels) * loss
     if alpha_scalar is not None:

@@ -157,7 +157,48 @@ def sigmoid_focal_gradient(
     return grad
 
 
+def asymmetric(
+    log_p: Array,
+    log_q: Array,
+    q: Array,
+    p_m: Array,
+    log_1m_pm: Array,
+    y: Array,
+    gamma_pos: float,
+    gamma_neg: float,
+    xp: Namespace,
+) -> Array:
+    r"""The asymmetric loss of one element (Ridnik et al. 2021, equations 1 and 5).
+
+    .. math::
+
+        \ell = -\left[ y' (1 - p)^{\gamma_+} \log p
+               + (1 - y')\, p_m^{\gamma_-} \log(1 - p_m) \right]
+
+    with ``q = 1 - p`` (and ``log_q = log q``, which makes a fractional
+    ``gamma_pos`` smooth), ``p_m = max(p - clip, 0)`` the shifted probability and
+    ``log_1m_pm = log(1 - p_m)``, both computed by the caller in log space.
+    """
+    positive = modulating_factor(q, gamma_pos, xp, log_q) * log_p
+    negative = modulating_factor(p_m, gamma_neg, xp) * log_1m_pm
+    return 0.0 - (y * positive + (1 - y) * negative)  # (0.0 -: no -0.0 for a discarded term)
+
+
+def poly_binary_cross_entropy(bce: Array, b: Array, epsilon: float) -> Array:
+    """Poly-1 (Leng et al. 2022) of a binary element: ``BCE + eps (1 - p_t)``, with
+    ``b = 1 - p_t``; the focal loss multiplies both by ``alpha_t b^gamma``, so that its
+    Poly-1 term is ``eps alpha_t (1 - p_t)^(gamma + 1)``."""
+    return bce if epsilon == 0.0 else bce + epsilon * b
+
+
 # ---------------------------------------------------------------- softmax family
+
+
+def poly_log_prob(log_p: Array, one_minus_p: Array, epsilon: float) -> Array:
+    """Poly-1 (Leng et al. 2022) of a class term: ``log p_c - eps (1 - p_c)`` in place
+    of ``log p_c``. The softmax losses are ``-sum_c w_c q'_c (1 - p_c)^gamma`` times
+    their log term, so this adds ``eps sum_c w_c q'_c (1 - p_c)^(gamma + 1)``."""
+    return log_p if epsilon == 0.0 else log_p - epsilon * one_minus_p
 
 
 def mass_times_log(q: Array, log_p: Array, xp: Namespace) -> Array:
@@ -208,6 +249,7 @@ def softmax_focal_terms(
 
 
 __all__ = [
+    "asymmetric",
     "binary_cross_entropy",
     "binary_terms",
     "class_balance",
@@ -215,6 +257,8 @@ __all__ = [
     "cross_entropy_of_labels",
     "focal_weight",
     "mass_times_log",
+    "poly_binary_cross_entropy",
+    "poly_log_prob",
     "sigmoid_focal",
     "sigmoid_focal_gradient",
     "softmax_focal_terms",

@@ -11,10 +11,20 @@ for it.
 
 from __future__ import annotations
 
+from typing import Any
+
 from ._backends import Backend, backend_of, masked_take
+from ._elementwise import mass_times_log
 from ._primitives import clamped_log, log_sigmoid_pair, scaled_log_softmax
 from ._reduction import nan_where_invalid, reduce_loss
-from ._smoothing import as_index_array, check_label_range, smoothing_coefficients
+from ._smoothing import (
+    as_index_array,
+    binary_prior,
+    check_label_range,
+    class_prior,
+    is_prior,
+    smoothing_coefficients,
+)
 from ._typing import Array, Namespace
 from ._validation import (
     as_parameter_array,
@@ -22,9 +32,11 @@ from ._validation import (
     check_broadcasts_to,
     check_ignore_index,
     check_logits,
+    check_normalizer,
     check_options,
     check_per_class,
     check_probabilities,
+    check_where,
     dtype_is,
     namespace_of,
     same_shape,
@@ -39,7 +51,9 @@ class _Inputs:
     dtype, and the options."""
 
     # slots: built on every call of a loss, so attribute writes should be cheap
-    __slots__ = ("backend", "from_logits", "out_dtype", "reduction", "x", "xp")
+    __slots__ = (
+        "backend", "from_logits", "normalizer", "out_dtype", "reduction", "where", "x", "xp",
+    )  # fmt: skip
 
     def _logits(
         self,
@@ -68,6 +82,41 @@ class _Inputs:
         self.reduction = str(reduction)
         return eps
 
+    def _mask_and_normalizer(
+        self, where: object, normalizer: object, shape: tuple[object, ...]
+    ) -> None:
+        """Check and store ``where`` (broadcastable to the per-element loss, of
+        ``shape``) and ``normalizer``."""
+        self.normalizer = (
+            None if normalizer is None else check_normalizer(normalizer, self.reduction)
+        )
+        self.where = None if where is None else check_where(where, self.xp, shape)
+
+    @property
+    def plain(self) -> bool:
+        """No mask and no normalizer: a native path may reduce on its own."""
+        return self.where is None and self.normalizer is None
+
+    def reduce(self, loss: Array, denominator: Array | int | None = None) -> Array:
+        """``reduction`` of the per-element loss: masked elements count nowhere, and
+        ``normalizer`` replaces the mean's denominator."""
+        xp = self.xp
+        if self.where is not None:
+            loss = xp.where(self.where, loss, xp.zeros_like(loss))
+            if denominator is None and self.reduction == "mean":
+                kept = xp.where(self.where, xp.ones_like(loss), xp.zeros_like(loss))
+                denominator = xp.sum(kept)
+        if self.normalizer is not None:  # (reduction="mean")
+            return self.normalize(xp.sum(loss))
+        return reduce_loss(loss, self.reduction, xp, denominator)
+
+    def normalize(self, total: Array) -> Array:
+        """``total / normalizer`` (a float, or a 0-d array used as given)."""
+        n: Any = self.normalizer
+        if isinstance(n, float) or dtype_is(self.xp, n.dtype, "real floating"):
+            return total / n
+        return total / self.xp.astype(n, total.dtype)
+
     def cast(self, out: Array) -> Array:
         """The result in the dtype of ``logits`` (a 0-d array, never a NumPy scalar)."""
         return self.backend.as_result(out, self.out_dtype, self.xp)
@@ -93,6 +142,8 @@ class BinaryInputs(_Inputs):
         smoothing: object,
         from_logits: object,
         reduction: object,
+        where: object = None,
+        normalizer: object = None,
     ) -> None:
         eps = self._logits(logits, targets, label_smoothing, smoothing, from_logits, reduction)
         xp = self.xp
@@ -108,8 +159,19 @@ class BinaryInputs(_Inputs):
         check_broadcasts_to(tuple(targets.shape), tuple(logits.shape), "targets")
         # copy=False: a target array that already has the compute dtype is used as is.
         y = xp.astype(targets, self.x.dtype, copy=False)
-        a, b = smoothing_coefficients(eps, 2, str(smoothing))
-        self.y = y if b == 0.0 else a * y + b
+        if is_prior(smoothing):  # the positive class's prior, per element
+            u = binary_prior(smoothing, xp, self.x, self.backend)
+            self.y = y if eps == 0.0 else (1.0 - eps) * y + eps * u
+        else:
+            a, b = smoothing_coefficients(eps, 2, str(smoothing))
+            self.y = y if b == 0.0 else a * y + b
+        self._mask_and_normalizer(where, normalizer, tuple(logits.shape))
+        if self.where is not None:
+            # masked elements: neutral values, so that whatever they held (NaN,
+            # extremes) reaches neither the loss nor the gradient
+            fill = 0.0 if self.from_logits else 0.5
+            self.x = xp.where(self.where, self.x, xp.full_like(self.x, fill))
+            self.y = xp.where(self.where, self.y, xp.zeros_like(self.y))
 
     def parameter(self, value: object, name: str) -> Array:
         """A per-element parameter (weight, pos_weight) broadcastable to ``logits``."""
@@ -126,7 +188,7 @@ class BinaryInputs(_Inputs):
 
     def finish(self, loss: Array) -> Array:
         """Reduce the per-element loss and cast it back."""
-        return self.cast(reduce_loss(loss, self.reduction, self.xp))
+        return self.cast(self.reduce(loss))
 
 
 class SoftmaxInputs(_Inputs):
@@ -136,7 +198,7 @@ class SoftmaxInputs(_Inputs):
 
     __slots__ = (
         "_dist", "_masks", "a", "axis", "b", "eager", "ignore", "keep", "labels", "num_classes",
-        "reads_labels", "targets",
+        "prior", "reads_labels", "targets",
     )  # fmt: skip
 
     def __init__(
@@ -149,6 +211,8 @@ class SoftmaxInputs(_Inputs):
         smoothing: object,
         from_logits: object,
         reduction: object,
+        where: object = None,
+        normalizer: object = None,
     ) -> None:
         eps = self._logits(logits, targets, label_smoothing, smoothing, from_logits, reduction)
         xp, backend = self.xp, self.backend
@@ -162,9 +226,20 @@ class SoftmaxInputs(_Inputs):
             raise ValueError(
                 f"`logits` has no classes: axis {ax} of shape {tuple(shape)} is empty."
             )
-        self.a, self.b = (
-            (1.0, 0.0) if eps == 0.0 else smoothing_coefficients(eps, k, str(smoothing))
-        )
+        self.prior: Array | None = None
+        if is_prior(smoothing):  # q' = (1 - eps) q + eps u
+            self.prior = class_prior(smoothing, k, xp, self.x, backend)
+            self.a, self.b = (1.0, 0.0) if eps == 0.0 else (1.0 - eps, eps)
+        else:
+            self.a, self.b = (
+                (1.0, 0.0) if eps == 0.0 else smoothing_coefficients(eps, k, str(smoothing))
+            )
+        expected = shape[:ax] + shape[ax + 1 :]
+        self._mask_and_normalizer(where, normalizer, tuple(expected))
+        if self.where is not None:
+            # masked elements: neutral logits, so that whatever they held (NaN,
+            # extremes) reaches neither the loss nor the gradient
+            self.x = self._masked(self.x, along_classes=True)
         self.targets = targets
         self._masks: tuple[Array, Array | None, Array | None] | None = None
         self._dist: Array | None = None
@@ -173,7 +248,6 @@ class SoftmaxInputs(_Inputs):
         self.reads_labels = False  # the label values were read and checked
         if dtype_is(xp, targets.dtype, "integral"):
             self.labels: Array | None = targets
-            expected = shape[:ax] + shape[ax + 1 :]
             if not same_shape(targets.shape, expected):
                 hint = ""
                 if ax != 1 and ndim > 2 and same_shape(targets.shape, shape[:1] + shape[2:]):
@@ -183,6 +257,8 @@ class SoftmaxInputs(_Inputs):
                     f"without axis {ax}, {tuple(expected)}; got {tuple(targets.shape)} "
                     f"(`logits` has shape {tuple(shape)}).{hint}"
                 )
+            if self.where is not None:  # masked labels count nowhere: not checked either
+                targets = self.targets = self.labels = self._masked(targets, False)
             self.reads_labels = eager or backend.reads_values(targets)
             if self.reads_labels:
                 check_label_range(targets, k, ignore, xp, "targets", backend)
@@ -211,6 +287,21 @@ class SoftmaxInputs(_Inputs):
                 f"`targets` as a distribution must have the shape of `logits` "
                 f"{tuple(shape)}; got {tuple(targets.shape)}.{hint}"
             )
+        if self.where is not None:
+            self.targets = self._masked(targets, along_classes=True)
+
+    def _masked(self, values: Array, along_classes: bool) -> Array:
+        """``values`` where ``where`` keeps the element, 0 elsewhere (the mask
+        broadcast along the class axis for arrays that have one)."""
+        xp, mask = self.xp, self.where
+        assert mask is not None
+        if along_classes:
+            missing = self.x.ndim - 1 - mask.ndim
+            if missing > 0:
+                mask = mask[(None,) * missing + (...,)]
+            # ([..., None] rather than expand_dims: unknown Dask sizes)
+            mask = xp.moveaxis(mask[..., None], -1, self.axis)
+        return xp.where(mask, values, xp.zeros_like(values))
 
     # What the definitions need, computed when first asked for.
 
@@ -230,6 +321,9 @@ class SoftmaxInputs(_Inputs):
                 ignored = labels == self.ignore
                 acceptable = keep | ignored
                 keep = keep & ~ignored
+            if self.where is not None:  # masked elements are ignored ones
+                ignored = ~self.where if ignored is None else ignored | ~self.where
+                keep = keep & self.where
             valid = None if self.reads_labels else acceptable
             self.keep = keep
             self._masks = (xp.where(keep, labels, xp.zeros_like(labels)), ignored, valid)
@@ -240,8 +334,26 @@ class SoftmaxInputs(_Inputs):
         """The smoothed target distribution (float targets), in the compute dtype."""
         if self._dist is None:
             q = self.xp.astype(self.targets, self.x.dtype)
-            self._dist = q if self.b == 0.0 else self.a * q + self.b
+            if self.b == 0.0:
+                self._dist = q
+            elif self.prior is None:
+                self._dist = self.a * q + self.b
+            else:
+                self._dist = self.a * q + self.b * self.broadcast_class(self.prior)
         return self._dist
+
+    def row_sum(self, values: Array, mass: Array | None = None) -> Array:
+        """``sum_c m_c u_c values_c`` along the class axis: the smoothing term of a
+        one-hot target (``q' = a q + b u``), ``u`` the prior (1 for the two
+        conventions, whose share ``b`` is per class) and ``m`` class weights
+        broadcast along the axis, if any. A class without mass contributes 0, even
+        where ``values`` is ``-inf`` (a masked class)."""
+        if self.prior is not None:
+            u = self.broadcast_class(self.prior)
+            mass = u if mass is None else mass * u
+        if mass is None:
+            return self.xp.sum(values, axis=self.axis)
+        return self.xp.sum(mass_times_log(mass, values, self.xp), axis=self.axis)
 
     def log_probs(self) -> tuple[Array, float]:
         """``(log p / scale, scale)`` along the class axis: the log-probabilities in
@@ -306,4 +418,4 @@ class SoftmaxInputs(_Inputs):
                 if denominator is None:
                     denominator = xp.sum(xp.astype(self.keep, loss.dtype))
             loss = nan_where_invalid(loss, valid, xp)
-        return self.cast(reduce_loss(loss, self.reduction, xp, denominator))
+        return self.cast(self.reduce(loss, denominator))

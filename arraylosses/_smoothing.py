@@ -1,4 +1,4 @@
-"""One-hot encoding and the two label-smoothing conventions."""
+"""One-hot encoding and label smoothing: the two conventions and an arbitrary prior."""
 
 from __future__ import annotations
 
@@ -10,9 +10,13 @@ from ._typing import Array, DType, Namespace
 from ._validation import (
     SMOOTHINGS,
     _describe,
+    _first_values,
+    as_parameter_array,
     check_axis,
+    check_broadcasts_to,
     check_choice,
     check_dtype,
+    check_per_class,
     check_unit_interval,
     namespace_of,
 )
@@ -40,6 +44,53 @@ def smoothing_coefficients(
         )
     share = epsilon / (num_classes - 1)
     return 1.0 - epsilon - share, share
+
+
+def is_prior(smoothing: object) -> bool:
+    """Whether ``smoothing`` names a convention (a string) or is a prior."""
+    return not isinstance(smoothing, str)
+
+
+def class_prior(
+    value: object, num_classes: int, xp: Namespace, like: Array, backend: Backend
+) -> Array:
+    """``smoothing`` given as a prior over the K classes: non-negative, summing to 1
+    (checked where values are free to read; NaN elsewhere)."""
+    u = as_parameter_array(value, "smoothing", xp, like)
+    check_per_class(u, "smoothing", num_classes)
+    ok = u >= 0
+    total = xp.sum(u)
+    # the prior's own rounding: K entries of one dtype
+    tolerance = 4.0 * num_classes * float(xp.finfo(u.dtype).eps)
+    if backend.reads_values(u):
+        if not bool(xp.all(ok)):
+            raise ValueError(
+                f"`smoothing` as a prior must be non-negative; got {_first_values(u, ok, xp)}."
+            )
+        if not abs(float(total) - 1.0) <= tolerance:
+            raise ValueError(
+                f"`smoothing` as a prior must sum to 1 over the {num_classes} classes; got "
+                f"sum {float(total):.9g}."
+            )
+        return u
+    good = xp.all(ok) & (xp.abs(total - 1.0) <= tolerance)
+    return xp.where(good, u, xp.full_like(u, float("nan")))
+
+
+def binary_prior(value: object, xp: Namespace, like: Array, backend: Backend) -> Array:
+    """``smoothing`` given as the prior of the positive class, per element: in [0, 1],
+    broadcastable to ``logits``."""
+    u = as_parameter_array(value, "smoothing", xp, like, allow_scalar=True)
+    check_broadcasts_to(tuple(u.shape), tuple(like.shape), "smoothing")
+    ok = (u >= 0) & (u <= 1)
+    if backend.reads_values(u):
+        if not bool(xp.all(ok)):
+            raise ValueError(
+                f"`smoothing` as the positive class's prior must be in [0, 1]; got "
+                f"{_first_values(u, ok, xp)}."
+            )
+        return u
+    return xp.where(ok, u, xp.full_like(u, float("nan")))
 
 
 def check_floating_dtype(dtype: object, xp: Namespace) -> None:
@@ -202,7 +253,7 @@ def smooth_labels(
     *,
     num_classes: int | None = None,
     axis: int = -1,
-    smoothing: str = "uniform",
+    smoothing: str | Array = "uniform",
     dtype: DType | None = None,
 ) -> Array:
     r"""Smooth hard or soft class targets (Szegedy et al. 2016).
@@ -232,7 +283,10 @@ def smooth_labels(
         for distributions.
     axis : int, default -1
         The class axis (of the result).
-    smoothing : {"uniform", "others"}, default "uniform"
+    smoothing : {"uniform", "others"} or array, default "uniform"
+        The convention, or a prior ``u`` over the K classes (an array or sequence,
+        non-negative, summing to 1): ``q' = (1 - eps) q + eps u``. ``"uniform"`` is the
+        prior ``1/K``.
     dtype : dtype, optional
         ``None``: the namespace's default real floating dtype for integer (or bool)
         input, the input's dtype otherwise.
@@ -263,7 +317,8 @@ def smooth_labels(
     """
     xp = namespace_of([("targets", targets)])
     eps = check_unit_interval(epsilon, "epsilon")
-    check_choice(smoothing, "smoothing", SMOOTHINGS)
+    if not is_prior(smoothing):
+        check_choice(smoothing, "smoothing", SMOOTHINGS)
     if xp.isdtype(targets.dtype, "integral"):
         if num_classes is None:
             raise ValueError(
@@ -291,7 +346,14 @@ def smooth_labels(
             dtype = targets.dtype if is_float else default_dtype(xp, device=device(targets))
         check_floating_dtype(dtype, xp)
         q = xp.astype(targets, dtype)
-    a, b = smoothing_coefficients(eps, k, smoothing, "epsilon")
+    if is_prior(smoothing):
+        u = class_prior(smoothing, k, xp, q, backend_of(xp))
+        if eps == 0.0:
+            return q
+        shape = [1] * q.ndim
+        shape[ax] = k
+        return (1.0 - eps) * q + eps * xp.reshape(u, tuple(shape))
+    a, b = smoothing_coefficients(eps, k, str(smoothing), "epsilon")
     if b == 0.0:
         return q
     return a * q + b

@@ -9,6 +9,7 @@ device or break tracing, so the caller marks the affected results NaN instead.
 
 from __future__ import annotations
 
+import math
 import numbers
 from collections.abc import Sequence
 from typing import Any
@@ -242,8 +243,12 @@ def check_gamma(gamma: object, xp: Namespace, logits: Array, backend: Backend) -
     Negative, infinite or NaN array entries raise where values are free to read, and
     give NaN elsewhere.
     """
+    if callable(gamma) and not hasattr(gamma, "shape"):  # (no array is callable)
+        return gamma  # called on p_t by the loss
     if isinstance(gamma, bool):
-        raise TypeError(f"`gamma` must be a float >= 0 or an array; got {_describe(gamma)}.")
+        raise TypeError(
+            f"`gamma` must be a float >= 0, an array or a callable; got {_describe(gamma)}."
+        )
     if isinstance(gamma, numbers.Real):
         g = float(gamma)
         if not g >= 0.0 or g == float("inf"):
@@ -262,12 +267,15 @@ def check_gamma(gamma: object, xp: Namespace, logits: Array, backend: Backend) -
 
 
 def check_alpha_array(alpha: Array, xp: Namespace, logits: Array, backend: Backend) -> Array:
-    """Per-class alpha in [0, 1]: raise on host arrays, NaN elsewhere."""
-    ok = (alpha >= 0) & (alpha <= 1)
+    """Per-class alpha: class weights, finite and >= 0 (class-balanced weights sum to
+    the number of classes, so entries above 1 are ordinary); raise on host arrays, NaN
+    elsewhere."""
+    ok = (alpha >= 0) & (alpha < float("inf"))  # False for NaN too
     if backend.reads_values(logits):
         if not bool(xp.all(ok)):
             raise ValueError(
-                f"`alpha` entries must be in [0, 1]; got {_first_values(alpha, ok, xp)}."
+                f"`alpha` entries are class weights and must be finite and >= 0; got "
+                f"{_first_values(alpha, ok, xp)}."
             )
         return alpha
     return xp.where(ok, alpha, xp.full_like(alpha, float("nan")))
@@ -317,7 +325,71 @@ def check_options(
     ):
         return label_smoothing
     check_choice(reduction, "reduction", REDUCTIONS)
-    check_choice(smoothing, "smoothing", SMOOTHINGS)
+    if isinstance(smoothing, str) or not (
+        is_array(smoothing) or _is_sequence(smoothing) or _is_real_leaf(smoothing)
+    ):
+        check_choice(smoothing, "smoothing", SMOOTHINGS)  # else a prior, checked by family
     if not isinstance(from_logits, bool):
         raise TypeError(f"`from_logits` must be True or False; got {_describe(from_logits)}.")
     return check_unit_interval(label_smoothing, "label_smoothing")
+
+
+def _is_sequence(value: object) -> bool:
+    return isinstance(value, (list, tuple))
+
+
+def check_where(where: Any, xp: Namespace, shape: tuple[Any, ...]) -> Array:
+    """``where``: a boolean array of ``xp`` broadcastable to the per-element loss."""
+    require_array(where, "where")
+    if array_namespace(where) is not xp:
+        raise TypeError(
+            f"`where` is an array of {array_namespace(where).__name__}; the losses' "
+            f"arrays are of {xp.__name__}."
+        )
+    if not dtype_is(xp, where.dtype, "bool"):
+        raise TypeError(
+            f"`where` must be a boolean mask of the elements that count; got dtype {where.dtype}."
+        )
+    check_broadcasts_to(tuple(where.shape), shape, "where")
+    return where
+
+
+def check_normalizer(normalizer: Any, reduction: str) -> float | Array:
+    """``normalizer``: a positive finite Python float or a 0-d array, with ``"mean"``."""
+    if reduction != "mean":
+        raise ValueError(
+            f'`normalizer` divides the sum of reduction="mean"; got reduction='
+            f'{reduction!r} (leave `normalizer` None, or use "mean").'
+        )
+    if is_array(normalizer):
+        if normalizer.ndim != 0:
+            raise ValueError(
+                f"`normalizer` must be a 0-d array or a float; got shape {tuple(normalizer.shape)}."
+            )
+        return normalizer
+    if isinstance(normalizer, bool) or not isinstance(normalizer, numbers.Real):
+        raise TypeError(
+            f"`normalizer` must be a positive float or a 0-d array; got {_describe(normalizer)}."
+        )
+    v = float(normalizer)
+    if not 0.0 < v < float("inf"):
+        raise ValueError(f"`normalizer` must be positive and finite; got {normalizer!r}.")
+    return v
+
+
+def check_finite_float(value: object, name: str) -> float:
+    """A finite Python real (bools refused)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"`{name}` must be a finite Python float; got {_describe(value)}.")
+    v = float(value)
+    if not math.isfinite(v):
+        raise ValueError(f"`{name}` must be finite; got {value!r}.")
+    return v
+
+
+def check_nonnegative_float(value: object, name: str) -> float:
+    """A finite Python real >= 0 (bools refused)."""
+    v = check_finite_float(value, name)
+    if v < 0:
+        raise ValueError(f"`{name}` must be >= 0; got {value!r}.")
+    return v

@@ -101,3 +101,18 @@ def test_dask_out_of_core(tmp_path: Path) -> None:
     (numpy_mean,) = re.findall(r"NumPy: mean focal loss ([\d.]+)", out)
     assert float(dask_mean) == pytest.approx(float(numpy_mean), rel=1e-6)
     assert 0.0 < float(dask_mean) < 1.0
+
+
+def test_long_tailed(tmp_path: Path) -> None:
+    _needs("matplotlib", "torch")
+    out = _run("long_tailed", tmp_path)
+    _assert_png(tmp_path / "long_tailed.png")
+    found = re.findall(r"^(.+): balanced accuracy = ([\d.]+), .* ECE = ([\d.]+)$", out, re.M)
+    assert [name for name, _, _ in found] == [
+        "cross-entropy",
+        "class-balanced focal",
+        "Poly-1 (eps = 1)",
+    ]
+    for _, accuracy, ece in found:
+        assert 0.1 < float(accuracy) <= 1.0  # above chance (0.1) on ten classes
+        assert 0.0 <= float(ece) <= 1.0

@@ -18,6 +18,9 @@ P = inspect.Parameter
 POS, KW = P.POSITIONAL_ONLY, P.KEYWORD_ONLY
 
 # Copied by hand from docs/contract.md: (positional-only names, keyword-only name -> default).
+# the keywords 0.2 adds to every loss of 0.1
+NEW_02 = {"poly_epsilon": 0.0, "where": None, "normalizer": None}
+
 CONTRACT: dict[str, tuple[tuple[str, ...], dict[str, object]]] = {
     "sigmoid_focal_loss": (
         ("logits", "targets"),
@@ -28,6 +31,9 @@ CONTRACT: dict[str, tuple[tuple[str, ...], dict[str, object]]] = {
             "smoothing": "uniform",
             "from_logits": True,
             "reduction": "mean",
+            "weight": None,
+            "pos_weight": None,
+            **NEW_02,
         },
     ),
     "softmax_focal_loss": (
@@ -41,6 +47,7 @@ CONTRACT: dict[str, tuple[tuple[str, ...], dict[str, object]]] = {
             "smoothing": "uniform",
             "from_logits": True,
             "reduction": "mean",
+            **NEW_02,
         },
     ),
     "binary_cross_entropy": (
@@ -52,6 +59,7 @@ CONTRACT: dict[str, tuple[tuple[str, ...], dict[str, object]]] = {
             "smoothing": "uniform",
             "from_logits": True,
             "reduction": "mean",
+            **NEW_02,
         },
     ),
     "cross_entropy": (
@@ -64,7 +72,28 @@ CONTRACT: dict[str, tuple[tuple[str, ...], dict[str, object]]] = {
             "smoothing": "uniform",
             "from_logits": True,
             "reduction": "mean",
+            **NEW_02,
         },
+    ),
+    "asymmetric_loss": (
+        ("logits", "targets"),
+        {
+            "gamma_pos": 0.0,
+            "gamma_neg": 4.0,
+            "clip": 0.05,
+            "label_smoothing": 0.0,
+            "smoothing": "uniform",
+            "from_logits": True,
+            "reduction": "mean",
+            "where": None,
+            "normalizer": None,
+        },
+    ),
+    "class_balanced_weights": (("counts",), {"beta": 0.999, "dtype": None}),
+    "flsd53_gamma": (("p",), {}),
+    "calibration_error": (
+        ("logits", "targets"),
+        {"n_bins": 15, "norm": "l1", "task": "multiclass", "axis": -1, "from_logits": True},
     ),
     "smooth_labels": (
         ("targets", "epsilon"),

@@ -30,6 +30,9 @@ FUNCTIONS = (
     "cross_entropy",
     "smooth_labels",
     "one_hot",
+    "asymmetric_loss",
+    "class_balanced_weights",
+    "calibration_error",
 )
 #: Placeholder in a case's options for "the floating dtype of this row".
 ROW_DTYPE = "<row dtype>"
@@ -58,6 +61,14 @@ class Case:
         return f"{self.function}({', '.join(f'{k}={show(v)}' for k, v in self.options.items())})"
 
 
+def al_flsd53(p: Any) -> Any:
+    """FLSD-53 (the package's, on any backend; the reference's for NumPy float64
+    inputs of the reference, which calls it with NumPy arrays)."""
+    if isinstance(p, np.ndarray):
+        return _reference.flsd53_gamma(p)
+    return _package().flsd53_gamma(p)
+
+
 def make_cases(seed: int = 2017) -> list[Case]:
     rng = np.random.default_rng(seed)
 
@@ -83,8 +94,22 @@ def make_cases(seed: int = 2017) -> list[Case]:
     x_nkd, lab_nd = f32(rng.normal(0.0, 2.0, (4, k, 3))), rng.integers(0, k, (4, 3))
     w_cls = f32(rng.uniform(0.5, 2.0, (k,)))
     alpha_list = [float(v) for v in f32(rng.uniform(0.1, 1.0, (k,)))]
-    SFL, SMFL, BCE, CE, SMOOTH, ONE_HOT = FUNCTIONS
+    SFL, SMFL, BCE, CE, SMOOTH, ONE_HOT, ASL, CBW, CAL = FUNCTIONS
+    mask_bin = rng.random((n, c)) < 0.7
+    mask_cls = rng.random(n) < 0.7
+    prior = [float(v) for v in (np.arange(1, k + 1) / (k * (k + 1) / 2))]
+    counts = np.asarray([500, 120, 30, 7, 1, 0])
     return [
+        Case(ASL, (x_bin, y_bin)),
+        Case(ASL, (x_bin, y_soft), dict(gamma_pos=0.5, gamma_neg=2.5, clip=0.1, reduction="none")),
+        Case(SFL, (x_bin, y_bin), dict(weight=w_bin, pos_weight=pos_w, poly_epsilon=1.0)),
+        Case(SFL, (x_bin, y_bin), dict(where=mask_bin, normalizer=7.0, gamma=al_flsd53)),
+        Case(SMFL, (x_cls, lab), dict(gamma=al_flsd53, poly_epsilon=-1.0, where=mask_cls)),
+        Case(CE, (x_cls, lab), dict(poly_epsilon=2.0, label_smoothing=0.1, smoothing=prior)),
+        Case(BCE, (x_bin, y_bin), dict(where=mask_bin, reduction="sum", poly_epsilon=0.5)),
+        Case(CBW, (counts,), dict(beta=0.99, dtype=ROW_DTYPE)),
+        Case(CAL, (x_cls, lab), dict(n_bins=10)),
+        Case(CAL, (x_bin, y_bin), dict(task="binary", norm="max")),
         Case(SFL, (x_bin, y_bin)),
         Case(SFL, (x_bin, y_bin), dict(alpha=None, gamma=0.5, reduction="none")),
         Case(SFL, (x_bin, y_soft), dict(label_smoothing=0.1, smoothing="others", reduction="sum")),
