@@ -7,14 +7,13 @@ the reduction.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 
 from ._backends import quiet_overflow
 from ._elementwise import asymmetric, binary_terms, poly_binary_cross_entropy, sigmoid_focal
 from ._elementwise import binary_cross_entropy as binary_cross_entropy_terms
 from ._inputs import BinaryInputs
-from ._primitives import log_add_exp, needs_log_base
+from ._primitives import needs_log_base
 from ._typing import Array
 from ._validation import (
     check_finite_float,
@@ -376,22 +375,17 @@ def asymmetric_loss(
     if not m < 1.0:
         raise ValueError(f"`clip` must be in [0, 1); got {clip!r}.")
     xp, x = inputs.xp, inputs.x
-    log_p, log_q = inputs.log_probs()
-    if inputs.from_logits:
-        p, q = xp.exp(log_p), xp.exp(log_q)
+    log_p, log_q = inputs.log_probs(fused=True)
+    q = xp.exp(log_q) if inputs.from_logits else 1 - x
+    if m == 0.0:  # the plain asymmetric focusing
+        p_m = xp.exp(log_p) if inputs.from_logits else x
+        log_1m_pm = log_q
     else:
-        p, q = x, 1 - x
-    if m == 0.0:
-        p_m, log_1m_pm = p, log_q
-    else:
-        shifted = p > m  # at p == clip exactly: the branch p_m = 0
-        p_m = xp.where(shifted, p - m, xp.zeros_like(p))
-        # log(1 - p + m) = logaddexp(log q, log m) in log space, 0 where not shifted
-        log_m = xp.full_like(log_q, math.log(m))
-        if inputs.from_logits:
-            log_shifted = log_add_exp(log_q, log_m, xp)
-        else:
-            log_shifted = xp.log(xp.where(shifted, q + m, xp.ones_like(q)))
-        log_1m_pm = xp.where(shifted, log_shifted, xp.zeros_like(log_q))
+        # p - m as (1 - m) - q: the margin's own subtraction, with no second exp
+        shifted = q < 1.0 - m  # p > m; at p == clip exactly: the branch p_m = 0
+        p_m = xp.where(shifted, (1.0 - m) - q, 0.0)
+        # log(1 - p_m) = log(q + m): q accurate (from log q), m > 0 added to it, so
+        # nothing cancels; log 1 = 0 where not shifted
+        log_1m_pm = xp.log(xp.where(shifted, q + m, 1.0))
     loss = asymmetric(log_p, log_q, q, p_m, log_1m_pm, inputs.y, g_pos, g_neg, xp)
     return inputs.finish(loss)

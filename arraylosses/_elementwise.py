@@ -160,7 +160,7 @@ def sigmoid_focal_gradient(
 def asymmetric(
     log_p: Array,
     log_q: Array,
-    q: Array,
+    q: Array | None,
     p_m: Array,
     log_1m_pm: Array,
     y: Array,
@@ -176,12 +176,14 @@ def asymmetric(
                + (1 - y')\, p_m^{\gamma_-} \log(1 - p_m) \right]
 
     with ``q = 1 - p`` (and ``log_q = log q``, which makes a fractional
-    ``gamma_pos`` smooth), ``p_m = max(p - clip, 0)`` the shifted probability and
+    ``gamma_pos`` smooth; ``q`` may be None where ``gamma_pos`` is 0),
+    ``p_m = max(p - clip, 0)`` the shifted probability and
     ``log_1m_pm = log(1 - p_m)``, both computed by the caller in log space.
     """
-    positive = modulating_factor(q, gamma_pos, xp, log_q) * log_p
-    negative = modulating_factor(p_m, gamma_neg, xp) * log_1m_pm
-    return 0.0 - (y * positive + (1 - y) * negative)  # (0.0 -: no -0.0 for a discarded term)
+    positive = log_p if gamma_pos == 0.0 else modulating_factor(q, gamma_pos, xp, log_q) * log_p
+    negative = log_1m_pm if gamma_neg == 0.0 else modulating_factor(p_m, gamma_neg, xp) * log_1m_pm
+    # -[y pos + (1 - y) neg], written so that a discarded term (0 * 0) gives +0.0
+    return (y - 1) * negative - y * positive
 
 
 def poly_binary_cross_entropy(bce: Array, b: Array, epsilon: float) -> Array:

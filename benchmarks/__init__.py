@@ -16,6 +16,8 @@ Cases (one module each):
   and the call overhead on a tiny batch;
 - ``softmax_focal``: softmax focal loss against the formula composed directly in each
   library;
+- ``additions``: the asymmetric loss against timm's formula (PyTorch) and Poly-1
+  cross-entropy against optax (JAX);
 - ``memory``: peak extra memory of the NumPy sigmoid focal loss (tracemalloc);
 - ``scaling``: time against batch size over four decades.
 """

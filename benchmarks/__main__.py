@@ -8,7 +8,7 @@ import sys
 import time
 from pathlib import Path
 
-from . import cross_entropy, memory, report, scaling, sigmoid_focal, softmax_focal
+from . import additions, cross_entropy, memory, report, scaling, sigmoid_focal, softmax_focal
 from ._harness import REPEATS, WARMUP, Row, Settings
 
 CASES = {
@@ -16,6 +16,7 @@ CASES = {
     "cross_entropy": cross_entropy.run,
     "softmax_focal": softmax_focal.run,
     "memory": memory.run,
+    "additions": additions.run,
 }
 
 

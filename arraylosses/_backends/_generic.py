@@ -9,7 +9,7 @@ from collections.abc import Callable
 from typing import Any, Protocol, TypeVar, cast
 
 from .. import _compat
-from .._primitives import log_softmax
+from .._primitives import log_sigmoid_pair, log_softmax
 from .._typing import Array, DType, Namespace
 
 
@@ -74,6 +74,11 @@ class Backend:
 
     def log_softmax(self, x: Array, axis: int, xp: Namespace) -> Array:
         return log_softmax(x, axis, xp)
+
+    def log_sigmoid_pair(self, x: Array, xp: Namespace) -> tuple[Array, Array]:
+        """``(log sigmoid(x), log sigmoid(-x))``, by the library's fused kernel where
+        it has one of the same accuracy."""
+        return log_sigmoid_pair(x, xp)
 
     def take_class(self, values: Array, labels: Array, axis: int, xp: Namespace) -> Array:
         """``values`` at index ``labels`` along ``axis`` (removed); labels in range."""

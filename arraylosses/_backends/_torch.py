@@ -86,6 +86,14 @@ class TorchBackend(Backend):
             return torch.float32 if x.device.type == "mps" else torch.float64
         return torch.float32 if dtype is _FLOAT16 else dtype
 
+    def log_sigmoid_pair(self, x: Array, xp: Namespace) -> tuple[Array, Array]:
+        # F.logsigmoid is min(x, 0) - log1p(exp(-|x|)) in one pass (the primitive
+        # takes seven); its derivatives (sigmoid(-x), and its double backward) are
+        # bounded. It gives ±inf logits their limits, the contract NaN: x + (x - x)
+        # is x for finite x (derivative 1) and NaN for infinite x.
+        x = x + (x - x)
+        return F.logsigmoid(x), F.logsigmoid(-x)
+
     def log_softmax(self, x: Array, axis: int, xp: Namespace) -> Array:
         return torch.log_softmax(x, dim=axis)
 
