@@ -779,3 +779,126 @@ def test_every_loss_takes_the_02_keywords() -> None:
         [("where", None), ("normalizer", None)],
     ):
         assert inspect.signature(getattr(al, name)).parameters[keywords[0]].default is keywords[1]
+
+
+# --------------------------------------------- half precision and the transforms
+
+# (name, kind, options): one call of each addition
+ADDITION_CALLS: list[tuple[str, str, dict[str, Any]]] = [
+    ("asymmetric_loss", "binary", {}),
+    ("asymmetric_loss", "binary", {"gamma_pos": 0.5, "gamma_neg": 2.5, "clip": 0.1}),
+    ("binary_cross_entropy", "binary", {"poly_epsilon": 1.0}),
+    ("sigmoid_focal_loss", "binary", {"poly_epsilon": -1.0, "gamma": 0.5}),
+    ("sigmoid_focal_loss", "binary", {"gamma": "flsd53"}),
+    ("sigmoid_focal_loss", "binary", {"pos_weight": 2.0, "normalizer": 5.0}),
+    ("cross_entropy", "labels", {"poly_epsilon": 2.0}),
+    ("cross_entropy", "labels", {"label_smoothing": 0.1, "smoothing": PRIOR}),
+    ("softmax_focal_loss", "soft", {"poly_epsilon": 1.0, "gamma": 0.5}),
+    ("softmax_focal_loss", "labels", {"gamma": "flsd53", "where": "mask"}),
+]
+
+
+def _addition_inputs(
+    kind: str, options: dict[str, Any], ns: Any, dtype: Any
+) -> tuple[np.ndarray, np.ndarray, dict[str, Any], dict[str, Any]]:
+    """(x, targets, options for arraylosses in ``ns``, options for the reference)."""
+    x, t, shape = _case(kind)
+    ours, theirs = dict(options), dict(options)
+    if options.get("gamma") == "flsd53":
+        ours["gamma"], theirs["gamma"] = al.flsd53_gamma, ref.flsd53_gamma
+    if options.get("where") == "mask":
+        mask = np.arange(int(np.prod(shape))).reshape(shape) % 3 != 0
+        ours["where"], theirs["where"] = ns.asarray(mask), mask
+    return x, t, ours, theirs
+
+
+@pytest.mark.parametrize("library", ["torch", "jax"])
+@pytest.mark.parametrize("dtype", ["float16", "bfloat16"])
+@pytest.mark.parametrize("case", range(len(ADDITION_CALLS)))
+def test_additions_in_half_precision(library: str, dtype: str, case: int) -> None:
+    """Computed in a wider dtype, returned in the input's: within half-precision
+    rounding of the float64 reference on the rounded inputs."""
+    pytest.importorskip(library)
+    import ml_dtypes
+
+    name, kind, options = ADDITION_CALLS[case]
+    ns = al.testing.load(library)
+    x, t, ours, theirs = _addition_inputs(kind, options, ns, dtype)
+    np_dtype = ml_dtypes.bfloat16 if dtype == "bfloat16" else np.float16
+    x = np.clip(x, -60000, 60000).astype(np_dtype).astype(np.float64)
+    target = t if kind == "labels" else t.astype(np_dtype).astype(np.float64)
+    a = ns.asarray(x, dtype=getattr(ns, dtype))
+    tt = ns.asarray(target) if kind == "labels" else ns.asarray(target, dtype=getattr(ns, dtype))
+    # (a normalizer applies to the mean only)
+    reduction = "mean" if "normalizer" in ours else "none"
+    got = getattr(al, name)(a, tt, reduction=reduction, **ours)
+    assert str(got.dtype).endswith(dtype)
+    want = getattr(ref, name)(x, target, reduction=reduction, **theirs)
+    got64 = to_numpy(got).astype(np.float64)
+    np.testing.assert_allclose(got64, want, rtol=2e-2, atol=2e-2)
+
+
+@pytest.mark.parametrize("case", range(len(ADDITION_CALLS)))
+def test_additions_under_torch_transforms(case: int) -> None:
+    """gradcheck in float64, ``torch.func.vmap`` of ``torch.func.grad`` equal to a
+    loop of autograd, and ``torch.compile(fullgraph=True)`` equal to eager."""
+    torch = pytest.importorskip("torch")
+    name, kind, options = ADDITION_CALLS[case]
+    x, t, ours, _ = _addition_inputs(kind, options, al.testing.load("torch"), "float64")
+    f = getattr(al, name)
+    tt = torch.asarray(t)
+    reduction = {} if "normalizer" in ours else {"reduction": "sum"}
+    xs = torch.asarray(x[:6])  # a small slice keeps gradcheck quick
+    t6 = tt[:6]
+    small = {k: (v[:6] if k == "where" else v) for k, v in ours.items()}
+
+    def loss(a: Any, b: Any = t6) -> Any:
+        return f(a, b, **reduction, **small)
+
+    assert torch.autograd.gradcheck(loss, (xs.clone().requires_grad_(True),), eps=1e-6, atol=1e-6)
+    batch = torch.stack([xs, 0.5 * xs, -xs])
+    vmapped = torch.func.vmap(torch.func.grad(loss))(batch)
+    looped = torch.stack([torch.func.grad(loss)(row) for row in batch])
+    torch.testing.assert_close(vmapped, looped, rtol=1e-12, atol=1e-14)
+
+
+@pytest.mark.filterwarnings(
+    "ignore:Dynamo detected a call to a `functools.lru_cache`-wrapped function:UserWarning"
+)
+@pytest.mark.parametrize("case", range(len(ADDITION_CALLS)))
+def test_additions_compile_without_graph_breaks(case: int) -> None:
+    torch = pytest.importorskip("torch")
+    torch._dynamo.reset()
+    name, kind, options = ADDITION_CALLS[case]
+    x, t, ours, _ = _addition_inputs(kind, options, al.testing.load("torch"), "float64")
+    f = getattr(al, name)
+    tt = torch.asarray(t)
+    compiled = torch.compile(lambda a, b: f(a, b, **ours), fullgraph=True, backend="aot_eager")
+    xt = torch.asarray(x)
+    torch.testing.assert_close(compiled(xt, tt), f(xt, tt, **ours), rtol=1e-12, atol=1e-14)
+
+
+@pytest.mark.parametrize("case", range(len(ADDITION_CALLS)))
+def test_additions_under_jax_vmap_and_grad(case: int) -> None:
+    jax = pytest.importorskip("jax")
+    import jax.numpy as jnp
+
+    name, kind, options = ADDITION_CALLS[case]
+    with jax.enable_x64(True):
+        x, t, ours, theirs = _addition_inputs(kind, options, jnp, "float64")
+        f = getattr(al, name)
+        reduction = {} if "normalizer" in ours else {"reduction": "sum"}
+        tt = jnp.asarray(t)
+
+        def loss(a: Any) -> Any:
+            return f(a, tt, **reduction, **ours)
+
+        batch = jnp.stack([jnp.asarray(x), 0.5 * jnp.asarray(x)])
+        vmapped = np.asarray(jax.vmap(jax.grad(loss))(batch))
+        looped = np.stack([np.asarray(jax.grad(loss)(row)) for row in batch])
+        np.testing.assert_allclose(vmapped, looped, rtol=1e-12, atol=1e-14)
+        np.testing.assert_allclose(
+            float(jax.jit(loss)(jnp.asarray(x))),
+            float(getattr(ref, name)(x, t, **reduction, **theirs)),
+            rtol=1e-11,
+        )
