@@ -18,6 +18,7 @@ from ._validation import (
     check_dtype,
     check_per_class,
     check_unit_interval,
+    dtype_is,
     namespace_of,
 )
 
@@ -60,8 +61,13 @@ def class_prior(
     check_per_class(u, "smoothing", num_classes)
     ok = u >= 0
     total = xp.sum(u)
-    # the prior's own rounding: K entries of one dtype
-    tolerance = 4.0 * num_classes * float(xp.finfo(u.dtype).eps)
+    # the prior's own rounding: K entries of its dtype (a float32 prior summed in
+    # float64 is off by float32's rounding, not float64's)
+    given = getattr(value, "dtype", None)
+    eps = float(xp.finfo(u.dtype).eps)
+    if given is not None and dtype_is(xp, given, "real floating"):
+        eps = max(eps, float(xp.finfo(given).eps))
+    tolerance = 4.0 * num_classes * eps
     if backend.reads_values(u):
         if not bool(xp.all(ok)):
             raise ValueError(

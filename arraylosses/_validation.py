@@ -393,3 +393,16 @@ def check_nonnegative_float(value: object, name: str) -> float:
     if v < 0:
         raise ValueError(f"`{name}` must be >= 0; got {value!r}.")
     return v
+
+
+def check_gamma_option(gamma: object) -> None:
+    """gamma given to a module: a finite Python real >= 0, a callable, or an array
+    (whose entries are checked when the loss is called)."""
+    if callable(gamma) and not hasattr(gamma, "shape"):
+        return
+    if isinstance(gamma, bool):
+        raise TypeError(
+            f"`gamma` must be a float >= 0, an array or a callable; got {_describe(gamma)}."
+        )
+    if isinstance(gamma, numbers.Real) and not 0.0 <= float(gamma) < float("inf"):
+        raise ValueError(f"`gamma` must be a finite float >= 0; got {gamma!r}.")

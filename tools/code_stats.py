@@ -21,7 +21,7 @@ LIBRARIES = {
     "numpy", "torch", "jax", "jaxlib", "cupy", "dask", "array_api_strict",
     "array_api_compat", "array_api_extra", "ml_dtypes", "np", "jnp",
 }  # fmt: skip
-LAYER = ("_compat.py", "_backends/", "testing/")
+LAYER = ("_compat.py", "_backends/", "testing/", "torch.py")
 
 
 def _executed(tree: ast.AST) -> list[ast.AST]:
