@@ -129,8 +129,9 @@ DOCS_DEPS = ["sphinx>=7", "numpydoc>=1.6", "myst-parser>=2", "numpy>=1.26"]
 
 @nox.session
 def docs(session: nox.Session) -> None:
-    """Build the HTML documentation with Sphinx, every warning an error."""
-    session.install("-e", ".", *DOCS_DEPS)
+    """Build the HTML documentation with Sphinx, every warning an error (torch: the
+    API page documents ``arraylosses.torch``)."""
+    session.install("-e", ".", *DOCS_DEPS, TORCH)
     session.run("sphinx-build", "-W", "--keep-going", "-b", "html", "docs", "docs/_build/html")
 
 
