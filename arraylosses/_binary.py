@@ -16,9 +16,9 @@ from ._inputs import BinaryInputs
 from ._primitives import needs_log_base
 from ._typing import Array
 from ._validation import (
+    check_asymmetric_options,
     check_finite_float,
     check_gamma,
-    check_nonnegative_float,
     check_unit_interval,
 )
 
@@ -119,12 +119,13 @@ def binary_cross_entropy(
     w = None if weight is None else inputs.parameter(weight, "weight")
     eps = 0.0 if poly_epsilon == 0.0 else check_finite_float(poly_epsilon, "poly_epsilon")
     log_p, log_q = inputs.log_probs()
-    loss = binary_cross_entropy_terms(log_p, log_q, inputs.y, pos_weight=pw)
-    if eps != 0.0:
-        _, b, _, _, _ = binary_terms(
-            inputs.x, log_p, log_q, inputs.y, inputs.from_logits, inputs.xp
+    if eps == 0.0:
+        loss = binary_cross_entropy_terms(log_p, log_q, inputs.y, pos_weight=pw)
+    else:  # Poly-1 needs 1 - p_t too
+        bce, b, _, _, _ = binary_terms(
+            inputs.x, log_p, log_q, inputs.y, inputs.from_logits, inputs.xp, pos_weight=pw
         )
-        loss = poly_binary_cross_entropy(loss, b, eps)
+        loss = poly_binary_cross_entropy(bce, b, eps)
     return inputs.finish(loss if w is None else w * loss)
 
 
@@ -271,10 +272,9 @@ def sigmoid_focal_by_definition(
     with_logs = callable(gamma) or needs_log_base(gamma)
     log_p, log_q = inputs.log_probs()
     bce, b, p, q, logs = binary_terms(
-        inputs.x, log_p, log_q, y, inputs.from_logits, xp, with_logs=with_logs
-    )
-    if pos_weight is not None:
-        bce = binary_cross_entropy_terms(log_p, log_q, y, pos_weight=pos_weight)
+        inputs.x, log_p, log_q, y, inputs.from_logits, xp, with_logs=with_logs,
+        pos_weight=pos_weight,
+    )  # fmt: skip
     if callable(gamma):
         gamma = gamma(y * p + (1 - y) * q)  # p_t, the probability of the target
     log_b = None if logs is None else logs[2]
@@ -369,11 +369,7 @@ def asymmetric_loss(
     inputs = BinaryInputs(
         logits, targets, label_smoothing, smoothing, from_logits, reduction, where, normalizer
     )
-    g_pos = check_nonnegative_float(gamma_pos, "gamma_pos")
-    g_neg = check_nonnegative_float(gamma_neg, "gamma_neg")
-    m = check_nonnegative_float(clip, "clip")
-    if not m < 1.0:
-        raise ValueError(f"`clip` must be in [0, 1); got {clip!r}.")
+    g_pos, g_neg, m = check_asymmetric_options(gamma_pos, gamma_neg, clip)
     xp, x = inputs.xp, inputs.x
     log_p, log_q = inputs.log_probs(fused=True)
     q = xp.exp(log_q) if inputs.from_logits else 1 - x

@@ -9,7 +9,7 @@ from ._smoothing import check_label_range
 from ._typing import Array, Namespace
 from ._validation import (
     check_axis,
-    check_broadcasts_to,
+    check_binary_targets,
     check_choice,
     check_logits,
     dtype_is,
@@ -135,16 +135,9 @@ def calibration_error(
         predicted = xp.argmax(x, axis=ax)
         outcome = xp.astype(predicted == xp.astype(targets, predicted.dtype), dtype)
     else:
-        if not (
-            dtype_is(xp, targets.dtype, "real floating")
-            or dtype_is(xp, targets.dtype, "integral")
-            or dtype_is(xp, targets.dtype, "bool")
-        ):
-            raise TypeError(
-                f"`targets` must be 0/1 outcomes (float, integer or bool); got dtype "
-                f"{targets.dtype}."
-            )
-        check_broadcasts_to(tuple(targets.shape), tuple(logits.shape), "targets")
+        check_binary_targets(
+            targets, tuple(logits.shape), xp, "0/1 outcomes (float, integer or bool)"
+        )
         conf = xp.exp(log_sigmoid_pair(x, xp)[0]) if from_logits else x
         outcome = xp.astype(targets, dtype) + xp.zeros_like(conf)
     if 0 in tuple(conf.shape):  # nothing to bin (and Dask cannot reduce an empty block)

@@ -42,10 +42,12 @@ def binary_terms(
     xp: Namespace,
     *,
     with_logs: bool = False,
+    pos_weight: Array | None = None,
 ) -> tuple[Array, Array, Array, Array, tuple[Array, Array, Array] | None]:
     """``(bce, b, p, q, logs)`` of logits (or probabilities) ``x``, their
     ``(log p, log(1 - p))`` (:func:`~._primitives.log_sigmoid_pair` of logits, the
-    clamped logs of probabilities) and smoothed targets ``y``; ``logs`` is
+    clamped logs of probabilities) and smoothed targets ``y`` (the BCE with
+    ``pos_weight`` on its positive term, if given); ``logs`` is
     ``(log p, log q, log b)`` from logits when asked for (for a fractional gamma, see
     :func:`~._primitives.modulating_factor`), else None.
 
@@ -53,7 +55,7 @@ def binary_terms(
     the other is close to 1, and ``b = y' q + (1 - y') p`` is a sum of two
     non-negative terms: no cancellation anywhere.
     """
-    bce = binary_cross_entropy(log_p, log_q, y)
+    bce = binary_cross_entropy(log_p, log_q, y, pos_weight)
     p, q = (xp.exp(log_p), xp.exp(log_q)) if from_logits else (x, 1 - x)
     logs = None
     if with_logs and from_logits:

@@ -29,6 +29,7 @@ from ._typing import Array, Namespace
 from ._validation import (
     as_parameter_array,
     check_axis,
+    check_binary_targets,
     check_broadcasts_to,
     check_ignore_index,
     check_logits,
@@ -97,11 +98,14 @@ class _Inputs:
         """No mask and no normalizer: a native path may reduce on its own."""
         return self.where is None and self.normalizer is None
 
-    def reduce(self, loss: Array, denominator: Array | int | None = None) -> Array:
+    def reduce(
+        self, loss: Array, denominator: Array | int | None = None, masked: bool = False
+    ) -> Array:
         """``reduction`` of the per-element loss: masked elements count nowhere, and
-        ``normalizer`` replaces the mean's denominator."""
+        ``normalizer`` replaces the mean's denominator. ``masked``: the caller has
+        already zeroed the masked elements and counted them out of ``denominator``."""
         xp = self.xp
-        if self.where is not None:
+        if self.where is not None and not masked:
             loss = xp.where(self.where, loss, xp.zeros_like(loss))
             if denominator is None and self.reduction == "mean":
                 kept = xp.where(self.where, xp.ones_like(loss), xp.zeros_like(loss))
@@ -147,16 +151,9 @@ class BinaryInputs(_Inputs):
     ) -> None:
         eps = self._logits(logits, targets, label_smoothing, smoothing, from_logits, reduction)
         xp = self.xp
-        if not (
-            dtype_is(xp, targets.dtype, "real floating")
-            or dtype_is(xp, targets.dtype, "integral")
-            or dtype_is(xp, targets.dtype, "bool")
-        ):
-            raise TypeError(
-                f"`targets` must be a real floating, integer or bool array; got dtype "
-                f"{targets.dtype}."
-            )
-        check_broadcasts_to(tuple(targets.shape), tuple(logits.shape), "targets")
+        check_binary_targets(
+            targets, tuple(logits.shape), xp, "a real floating, integer or bool array"
+        )
         # copy=False: a target array that already has the compute dtype is used as is.
         y = xp.astype(targets, self.x.dtype, copy=False)
         if is_prior(smoothing):  # the positive class's prior, per element
@@ -425,4 +422,5 @@ class SoftmaxInputs(_Inputs):
                 if denominator is None:
                     denominator = xp.sum(xp.astype(self.keep, loss.dtype))
             loss = nan_where_invalid(loss, valid, xp)
-        return self.cast(self.reduce(loss, denominator))
+        # (with integer labels, ``where`` is folded into the ignored elements)
+        return self.cast(self.reduce(loss, denominator, masked=self.labels is not None))

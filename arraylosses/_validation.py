@@ -243,17 +243,9 @@ def check_gamma(gamma: object, xp: Namespace, logits: Array, backend: Backend) -
     Negative, infinite or NaN array entries raise where values are free to read, and
     give NaN elsewhere.
     """
-    if callable(gamma) and not hasattr(gamma, "shape"):  # (no array is callable)
-        return gamma  # called on p_t by the loss
-    if isinstance(gamma, bool):
-        raise TypeError(
-            f"`gamma` must be a float >= 0, an array or a callable; got {_describe(gamma)}."
-        )
-    if isinstance(gamma, numbers.Real):
-        g = float(gamma)
-        if not g >= 0.0 or g == float("inf"):
-            raise ValueError(f"`gamma` must be a finite float >= 0; got {gamma!r}.")
-        return g
+    scalar = _scalar_gamma(gamma)
+    if scalar is not None:
+        return scalar
     g_arr = as_parameter_array(gamma, "gamma", xp, logits)
     check_broadcasts_to(tuple(g_arr.shape), tuple(logits.shape), "gamma")
     ok = (g_arr >= 0) & (g_arr < float("inf"))  # False for NaN too
@@ -395,14 +387,48 @@ def check_nonnegative_float(value: object, name: str) -> float:
     return v
 
 
-def check_gamma_option(gamma: object) -> None:
-    """gamma given to a module: a finite Python real >= 0, a callable, or an array
-    (whose entries are checked when the loss is called)."""
-    if callable(gamma) and not hasattr(gamma, "shape"):
-        return
+def _scalar_gamma(gamma: object) -> Any:
+    """A callable gamma as it is (called on p_t by the loss), a Python real as a
+    checked float, None for anything else (an array, checked by the caller)."""
+    if callable(gamma) and not hasattr(gamma, "shape"):  # (no array is callable)
+        return gamma
     if isinstance(gamma, bool):
         raise TypeError(
             f"`gamma` must be a float >= 0, an array or a callable; got {_describe(gamma)}."
         )
-    if isinstance(gamma, numbers.Real) and not 0.0 <= float(gamma) < float("inf"):
-        raise ValueError(f"`gamma` must be a finite float >= 0; got {gamma!r}.")
+    if isinstance(gamma, numbers.Real):
+        g = float(gamma)
+        if not g >= 0.0 or g == float("inf"):
+            raise ValueError(f"`gamma` must be a finite float >= 0; got {gamma!r}.")
+        return g
+    return None
+
+
+def check_gamma_option(gamma: object) -> None:
+    """gamma given to a module: a finite Python real >= 0, a callable, or an array
+    (whose entries are checked when the loss is called)."""
+    _scalar_gamma(gamma)
+
+
+def check_asymmetric_options(
+    gamma_pos: object, gamma_neg: object, clip: object
+) -> tuple[float, float, float]:
+    """The asymmetric loss's focusing parameters (finite, >= 0) and margin in [0, 1)."""
+    g_pos = check_nonnegative_float(gamma_pos, "gamma_pos")
+    g_neg = check_nonnegative_float(gamma_neg, "gamma_neg")
+    m = check_nonnegative_float(clip, "clip")
+    if not m < 1.0:
+        raise ValueError(f"`clip` must be in [0, 1); got {clip!r}.")
+    return g_pos, g_neg, m
+
+
+def check_binary_targets(targets: Array, shape: tuple[Any, ...], xp: Namespace, kind: str) -> None:
+    """Targets of a binary loss or metric: a real floating, integer or bool dtype
+    (``kind`` says which in the message), broadcastable to ``shape``."""
+    if not (
+        dtype_is(xp, targets.dtype, "real floating")
+        or dtype_is(xp, targets.dtype, "integral")
+        or dtype_is(xp, targets.dtype, "bool")
+    ):
+        raise TypeError(f"`targets` must be {kind}; got dtype {targets.dtype}.")
+    check_broadcasts_to(tuple(targets.shape), shape, "targets")

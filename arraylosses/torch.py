@@ -27,6 +27,7 @@ import torch
 from ._binary import asymmetric_loss, binary_cross_entropy, sigmoid_focal_loss
 from ._categorical import cross_entropy, softmax_focal_loss
 from ._validation import (
+    check_asymmetric_options,
     check_finite_float,
     check_gamma_option,
     check_options,
@@ -117,12 +118,6 @@ def _as_tensor(value: object, name: str) -> torch.Tensor:
     return tensor if tensor.is_floating_point() else tensor.to(torch.get_default_dtype())
 
 
-def _check_common(
-    reduction: str, smoothing: Any, label_smoothing: float, from_logits: bool
-) -> None:
-    check_options(reduction, smoothing, label_smoothing, from_logits)
-
-
 class BCEWithLogitsLoss(_Loss):
     """:func:`arraylosses.binary_cross_entropy` as a module (PyTorch's
     ``nn.BCEWithLogitsLoss``, with label smoothing and Poly-1)."""
@@ -144,7 +139,7 @@ class BCEWithLogitsLoss(_Loss):
         reduction: str = "mean",
         poly_epsilon: float = 0.0,
     ) -> None:
-        _check_common(reduction, smoothing, label_smoothing, from_logits)
+        check_options(reduction, smoothing, label_smoothing, from_logits)
         check_finite_float(poly_epsilon, "poly_epsilon")
         options = {
             k: v for k, v in (("weight", weight), ("pos_weight", pos_weight)) if v is not None
@@ -177,7 +172,7 @@ class SigmoidFocalLoss(_Loss):
         pos_weight: Any = None,
         poly_epsilon: float = 0.0,
     ) -> None:
-        _check_common(reduction, smoothing, label_smoothing, from_logits)
+        check_options(reduction, smoothing, label_smoothing, from_logits)
         if alpha is not None:
             check_unit_interval(alpha, "alpha")
         check_gamma_option(gamma)
@@ -212,12 +207,8 @@ class AsymmetricLoss(_Loss):
         from_logits: bool = True,
         reduction: str = "mean",
     ) -> None:
-        _check_common(reduction, smoothing, label_smoothing, from_logits)
-        for name, value in (("gamma_pos", gamma_pos), ("gamma_neg", gamma_neg)):
-            if check_finite_float(value, name) < 0:
-                raise ValueError(f"`{name}` must be >= 0; got {value!r}.")
-        if not 0.0 <= check_finite_float(clip, "clip") < 1.0:
-            raise ValueError(f"`clip` must be in [0, 1); got {clip!r}.")
+        check_options(reduction, smoothing, label_smoothing, from_logits)
+        check_asymmetric_options(gamma_pos, gamma_neg, clip)
         super().__init__({
             "gamma_pos": gamma_pos, "gamma_neg": gamma_neg, "clip": clip,
             "label_smoothing": label_smoothing, "smoothing": smoothing,
@@ -247,7 +238,7 @@ class CrossEntropyLoss(_Loss):
         reduction: str = "mean",
         poly_epsilon: float = 0.0,
     ) -> None:
-        _check_common(reduction, smoothing, label_smoothing, from_logits)
+        check_options(reduction, smoothing, label_smoothing, from_logits)
         check_finite_float(poly_epsilon, "poly_epsilon")
         options = {} if weight is None else {"weight": weight}
         super().__init__({
@@ -280,7 +271,7 @@ class SoftmaxFocalLoss(_Loss):
         reduction: str = "mean",
         poly_epsilon: float = 0.0,
     ) -> None:
-        _check_common(reduction, smoothing, label_smoothing, from_logits)
+        check_options(reduction, smoothing, label_smoothing, from_logits)
         if isinstance(alpha, float):
             check_unit_interval(alpha, "alpha")
         check_gamma_option(gamma)

@@ -404,17 +404,14 @@ def cross_entropy(
     with np.errstate(invalid="ignore"):
         loss = -np.sum(w * q * (log_p - poly_epsilon * one_minus_p), axis=-1)
     loss = np.where(kept, loss, 0.0)
-    if normalizer is not None and reduction == "mean":
-        return np.asarray(np.sum(loss) / float(np.asarray(normalizer, dtype=np.float64)))
-    if reduction != "mean":
-        return _reduce(loss, reduction)
     if labels is None:
-        return _reduce(loss, "mean", denominator=int(np.sum(kept)))
-    safe = np.where(kept, labels, 0)
-    in_range = (safe >= 0) & (safe < k)
-    w_of_label = np.where(in_range, w[np.clip(safe, 0, k - 1)], np.nan)
-    denominator = np.sum(np.where(kept, w_of_label, 0.0))
-    return _reduce(loss, "mean", denominator=denominator)
+        denominator = int(np.sum(kept))
+    else:
+        safe = np.where(kept, labels, 0)
+        in_range = (safe >= 0) & (safe < k)
+        w_of_label = np.where(in_range, w[np.clip(safe, 0, k - 1)], np.nan)
+        denominator = np.sum(np.where(kept, w_of_label, 0.0))
+    return _masked_reduce(loss, reduction, None, normalizer, denominator)
 
 
 def softmax_focal_loss(
@@ -455,6 +452,4 @@ def softmax_focal_loss(
     with np.errstate(invalid="ignore"):
         loss = -np.sum(a * q * one_minus_p**g * (log_p - poly_epsilon * one_minus_p), axis=-1)
     loss = np.where(kept, loss, 0.0)
-    if normalizer is not None and reduction == "mean":
-        return np.asarray(np.sum(loss) / float(np.asarray(normalizer, dtype=np.float64)))
-    return _reduce(loss, reduction, denominator=int(np.sum(kept)))
+    return _masked_reduce(loss, reduction, None, normalizer, int(np.sum(kept)))
