@@ -1,7 +1,8 @@
 """The test matrix: one session per array backend, plus lint and typecheck.
 
 ``nox`` runs every CPU backend, the CuPy session (which skips in seconds without an
-NVIDIA GPU), ruff, mypy, the doctests, the Sphinx build and the vendoring check.
+NVIDIA GPU), the Keras integration on each Keras backend, ruff, mypy, the doctests,
+the Sphinx build and the vendoring check.
 ``nox -s tests-torch`` runs one backend; ``nox -s bench`` and ``nox -s examples`` are
 run on demand.
 
@@ -37,6 +38,7 @@ nox.options.reuse_existing_virtualenvs = True
 nox.options.error_on_missing_interpreters = False
 nox.options.sessions = [
     *(f"tests-{backend}" for backend in BACKENDS),
+    "keras",
     "lint",
     "typecheck",
     "doctest",
@@ -51,6 +53,7 @@ TEST_DEPS = [
     "numpy>=1.26",
     "array-api-strict>=2.3",
     "ml-dtypes>=0.4",  # bfloat16 rounding of the float64 references
+    "mpmath>=1.3",  # the high-precision reference of arraylosses.boosting's derivatives
 ]
 
 # What each backend's session installs next to the test dependencies; the peers
@@ -58,8 +61,11 @@ TEST_DEPS = [
 # matplotlib and tqdm let tests/test_examples.py run each example (reduced) in the
 # session of its library.
 EXAMPLE_DEPS = ["matplotlib", "tqdm"]
+# the boosting libraries (CPU builds) and scikit-learn's data sets, for the proof of
+# arraylosses.boosting against the built-in objectives (NumPy arrays, so: numpy's)
+BOOSTING_DEPS = ["xgboost-cpu", "lightgbm", "scikit-learn"]
 BACKEND_DEPS: dict[str, list[str]] = {
-    "numpy": [],
+    "numpy": [*BOOSTING_DEPS, *EXAMPLE_DEPS],
     "array_api_strict": [],
     "torch": [TORCH, "torchmetrics", *EXAMPLE_DEPS],  # torchmetrics: calibration parity
     "jax": ["jax", "optax", "keras", *EXAMPLE_DEPS],
@@ -105,6 +111,24 @@ for _backend in BACKENDS:
     _make_test_session(_backend)
 
 
+KERAS_BACKENDS = {
+    "jax": "jax",
+    "torch": TORCH,
+    "numpy": "jax",
+}  # (Keras's NumPy backend imports jax)
+
+
+@nox.session
+@nox.parametrize("keras_backend", list(KERAS_BACKENDS))
+def keras(session: nox.Session, keras_backend: str) -> None:
+    """arraylosses.keras on one Keras backend (``nox -s keras`` runs all three)."""
+    session.install("-e", ".", *TEST_DEPS, "keras>=3", KERAS_BACKENDS[keras_backend])
+    env = {"KERAS_BACKEND": keras_backend, "ARRAYLOSSES_BACKENDS": "numpy"}
+    session.run(
+        "pytest", "-p", "no:cacheprovider", "tests/test_keras.py", *session.posargs, env=env
+    )
+
+
 @nox.session
 def lint(session: nox.Session) -> None:
     """ruff (lint and formatting check) and the control-character check of every source."""
@@ -129,19 +153,22 @@ DOCS_DEPS = ["sphinx>=7", "numpydoc>=1.6", "myst-parser>=2", "numpy>=1.26"]
 
 @nox.session
 def docs(session: nox.Session) -> None:
-    """Build the HTML documentation with Sphinx, every warning an error (torch: the
-    API page documents ``arraylosses.torch``)."""
-    session.install("-e", ".", *DOCS_DEPS, TORCH)
-    session.run("sphinx-build", "-W", "--keep-going", "-b", "html", "docs", "docs/_build/html")
+    """Build the HTML documentation with Sphinx, every warning an error (torch and
+    keras: the API page documents ``arraylosses.torch`` and ``arraylosses.keras``)."""
+    session.install("-e", ".", *DOCS_DEPS, TORCH, "keras>=3", "jax")
+    session.run(
+        "sphinx-build", "-W", "--keep-going", "-b", "html", "docs", "docs/_build/html",
+        env={"KERAS_BACKEND": "jax"},
+    )  # fmt: skip
 
 
 @nox.session
 def doctest(session: nox.Session) -> None:
     """Run the docstring examples and the ``>>>`` examples of the docs pages."""
-    session.install("-e", ".", *TEST_DEPS, TORCH, "jax", "dask[array]")
+    session.install("-e", ".", *TEST_DEPS, TORCH, "jax", "dask[array]", "keras>=3")
     session.run(
         "pytest", "-p", "no:cacheprovider", "--doctest-modules", "--doctest-glob=*.md",
-        "arraylosses", "docs", *session.posargs,
+        "arraylosses", "docs", *session.posargs, env={"KERAS_BACKEND": "jax"},
     )  # fmt: skip
 
 
@@ -149,9 +176,13 @@ def doctest(session: nox.Session) -> None:
 def examples(session: nox.Session) -> None:
     """Run every example, reduced (ARRAYLOSSES_EXAMPLES_QUICK=1), and check its figure."""
     session.install(
-        "-e", ".[examples]", *TEST_DEPS, TORCH, "jax", "dask[array]", "matplotlib", "tqdm"
+        "-e", ".[examples]", *TEST_DEPS, TORCH, "jax", "dask[array]", "matplotlib", "tqdm",
+        *BOOSTING_DEPS,
     )  # fmt: skip
-    session.run("pytest", "-p", "no:cacheprovider", "tests/test_examples.py", *session.posargs)
+    session.run(
+        "pytest", "-p", "no:cacheprovider", "tests/test_examples.py", *session.posargs,
+        env={"KERAS_BACKEND": "jax"},
+    )  # fmt: skip
 
 
 @nox.session

@@ -102,13 +102,19 @@ CONTRACT: dict[str, tuple[tuple[str, ...], dict[str, object]]] = {
     "one_hot": (("labels", "num_classes"), {"axis": -1, "dtype": None}),
 }
 
-FRAMEWORKS = ("numpy", "torch", "jax", "jaxlib", "dask", "cupy", "array_api_strict")
+FRAMEWORKS = (
+    "numpy", "torch", "jax", "jaxlib", "dask", "cupy", "array_api_strict", "keras", "xgboost",
+    "lightgbm", "sklearn",
+)  # fmt: skip
 
 
-def test_import_pulls_in_no_framework():
-    """``import arraylosses`` in a fresh interpreter imports none of the array libraries."""
+@pytest.mark.parametrize("module", ["arraylosses", "arraylosses.boosting"])
+def test_import_pulls_in_no_framework(module):
+    """``import arraylosses`` (and the boosting adapters, which recognise the boosters'
+    data sets by duck typing) in a fresh interpreter imports none of the array or
+    training libraries."""
     code = (
-        "import sys, json, arraylosses\n"
+        f"import sys, json, {module}\n"
         f"print(json.dumps(sorted(m for m in sys.modules if m.split('.')[0] in {FRAMEWORKS!r})))"
     )
     out = subprocess.run(
@@ -126,10 +132,10 @@ def test_all_is_exactly_the_public_api():
 
 def test_public_names_in_dir():
     """Nothing else public leaks from the top-level namespace (private modules aside,
-    and the documented public submodules ``arraylosses.testing`` and
-    ``arraylosses.torch`` once imported)."""
+    and the documented public submodules ``arraylosses.testing``, ``.torch``, ``.keras``
+    and ``.boosting`` once imported)."""
     public = {n for n in dir(arraylosses) if not n.startswith("_")}
-    assert public - {"testing", "torch"} == set(CONTRACT)
+    assert public - {"testing", "torch", "keras", "boosting"} == set(CONTRACT)
 
 
 def test_version():

@@ -7,6 +7,7 @@ from __future__ import annotations
 import ast
 import importlib.util
 import inspect
+import os
 import subprocess
 import sys
 import threading
@@ -118,9 +119,12 @@ def test_every_module_imports_in_a_fresh_interpreter() -> None:
         "    for m in [m for m in sys.modules if m.startswith('arraylosses')]:\n"
         "        del sys.modules[m]\n"
     )
+    # (Keras imports TensorFlow unless told otherwise: the integration runs on JAX)
+    env = {**os.environ, "KERAS_BACKEND": os.environ.get("KERAS_BACKEND", "jax")}
     proc = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, timeout=300, check=False
-    )
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=300, check=False,
+        env=env,
+    )  # fmt: skip
     assert proc.returncode == 0, proc.stderr
 
 

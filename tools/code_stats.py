@@ -6,7 +6,8 @@ Code lines are lines holding a Python token other than comments, docstrings and
 blank lines. A naming site is an import of an array library (or of array-api-compat
 / -extra), a use of ``np`` / ``jnp`` / ``torch`` / ... as a name, a ``sys.modules``
 lookup or a compat ``is_*_namespace`` helper. ``tests/test_structure.py`` asserts
-that every naming site is in ``_compat.py``, ``_backends/`` or ``testing/``.
+that every naming site is in ``_compat.py``, ``_backends/``, ``testing/`` or an
+integration (``torch.py``, ``keras.py``).
 """
 
 from __future__ import annotations
@@ -19,9 +20,10 @@ from pathlib import Path
 
 LIBRARIES = {
     "numpy", "torch", "jax", "jaxlib", "cupy", "dask", "array_api_strict",
-    "array_api_compat", "array_api_extra", "ml_dtypes", "np", "jnp",
+    "array_api_compat", "array_api_extra", "ml_dtypes", "np", "jnp", "keras",
 }  # fmt: skip
-LAYER = ("_compat.py", "_backends/", "testing/", "torch.py")
+# the seam, the backends, the test helpers and the framework integrations
+LAYER = ("_compat.py", "_backends/", "testing/", "torch.py", "keras.py")
 
 
 def _executed(tree: ast.AST) -> list[ast.AST]:
