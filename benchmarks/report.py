@@ -108,9 +108,19 @@ def ratio_chart(rows: list[Row], path: Path) -> None:
     colors = ["#999999" if r.met is None else ("#2a9d3a" if r.met else "#c0392b") for r in rows]
     fig, ax = plt.subplots(figsize=(10, 0.55 * len(rows) + 1.5))
     ys = range(len(rows))[::-1]
-    ax.barh(list(ys), values, color=colors)
+    left = min(values) / 2
+    ax.barh(list(ys), [v - left for v in values], left=left, color=colors)
+    bounds = [r.target if r.target_on == "ratio" else r.target / r.theirs
+              for r in rows if r.target is not None]  # fmt: skip
+    ax.set_xlim(left=left, right=1.4 * max(values + bounds))
     for y, r in zip(ys, rows, strict=True):
-        ax.text(r.ratio * 1.03, y, fmt_ratio(r.ratio), va="center", fontsize=8)
+        # the ratio inside its bar, at the left, where no target tick can cover it
+        # (a bar too short to hold it gets it just past its end)
+        if r.ratio > 12 * left:
+            ax.text(left * 1.12, y, fmt_ratio(r.ratio), va="center", fontsize=8, color="white",
+                    fontweight="bold")  # fmt: skip
+        else:
+            ax.text(r.ratio * 1.05, y, fmt_ratio(r.ratio), va="center", fontsize=8)
         if r.target is not None:
             # a bound on ours alone (memory) is a bound of target / theirs on the ratio
             bound = r.target if r.target_on == "ratio" else r.target / r.theirs
@@ -253,3 +263,19 @@ def write(
         "![time against batch size](benchmarks/results/scaling.png)",
     ]
     (out / "README-section.md").write_text("\n".join(section) + "\n")
+
+
+def redraw(out: Path) -> None:
+    """Draw cpu.png and scaling.png again from the run recorded in ``out/cpu.json``
+    (``python -m benchmarks.report``): a change to the charts without a new run."""
+    raw = json.loads((out / "cpu.json").read_text())
+    fields = {f.name for f in dataclasses.fields(Row)}
+    rows = [Row(**{k: v for k, v in row.items() if k in fields}) for row in raw["rows"]]
+    ratio_chart(rows, out / "cpu.png")
+    series = [Series(**s) for s in raw.get("scaling", [])]
+    if series:
+        scaling_chart(series, out / "scaling.png")
+
+
+if __name__ == "__main__":
+    redraw(Path(__file__).resolve().parent / "results")

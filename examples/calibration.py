@@ -21,11 +21,6 @@ reliability diagram, written to calibration.png.
 
 from __future__ import annotations
 
-import os
-import sys
-from collections.abc import Iterable, Iterator
-from typing import TypeVar
-
 import matplotlib
 
 matplotlib.use("Agg")
@@ -33,37 +28,21 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
+from _common import QUICK, progress
 
 import arraylosses as al
 
-QUICK = os.environ.get("ARRAYLOSSES_EXAMPLES_QUICK", "") not in ("", "0")
 CLASSES, FEATURES = 5, 10
 N_TRAIN, N_TEST = 1_500, 10_000
 EPOCHS = 120 if not QUICK else 10
 BATCH = 128
 EPSILON = 0.1
 BINS = 15
-T = TypeVar("T")
 SETTINGS = (
     ("no smoothing", 0.0, "uniform"),
     (f'"uniform", eps = {EPSILON}', EPSILON, "uniform"),
     (f'"others", eps = {EPSILON}', EPSILON, "others"),
 )
-
-
-def progress(items: Iterable[T], total: int, desc: str) -> Iterator[T]:
-    """tqdm if it is installed, otherwise a one-line bar of our own."""
-    try:
-        from tqdm import tqdm
-    except ImportError:
-        for i, item in enumerate(items, 1):
-            filled = 30 * i // total
-            sys.stderr.write(f"\r{desc}: [{'#' * filled}{'.' * (30 - filled)}] {i}/{total}")
-            sys.stderr.flush()
-            yield item
-        sys.stderr.write("\n")
-    else:
-        yield from tqdm(items, total=total, desc=desc, mininterval=0.5)
 
 
 def make_data(n: int, means: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:

@@ -138,10 +138,11 @@ def main() -> None:
     ax.plot(dask_chunk_means, "x", color="tab:orange", ms=5, label="arraylosses on Dask (float32)")
     ax.axhline(dask_mean, color="0.3", lw=1, ls="--", label=f"overall mean {dask_mean:.6f}")
     memory = "" if memory_peak is None else f", peak memory {memory_peak:.0f} MB"
-    ax.set(
-        xlabel="chunk",
-        ylabel="mean focal loss in the chunk",
-        title=f"{TOTAL:,} predictions in {n_chunks} chunks: {dask_seconds:.1f} s on Dask{memory}",
+    ax.set(xlabel="chunk", ylabel="mean focal loss in the chunk")
+    # two lines, so that the title fits the figure at any number of predictions
+    ax.set_title(
+        f"{TOTAL:,} predictions in {n_chunks} chunks\n{dask_seconds:.1f} s on Dask{memory}",
+        fontsize=10,
     )
     fig.legend(frameon=False, loc="outside lower center", ncols=3, fontsize="small")
     fig.savefig("dask_out_of_core.png", dpi=130)

@@ -65,10 +65,12 @@ def _metrics(out: str) -> dict[str, tuple[float, float]]:
 
 
 @pytest.mark.parametrize(
-    ("name", "library"), [("imbalanced_torch", "torch"), ("imbalanced_jax", "jax")]
-)
-def test_imbalanced(tmp_path: Path, name: str, library: str) -> None:
-    _needs("matplotlib", library, *(["optax"] if library == "jax" else []))
+    ("name", "libraries"),
+    [("imbalanced_torch", ["torch"]), ("imbalanced_jax", ["jax", "optax"]),
+     ("imbalanced_keras", ["keras", "jax"])],
+)  # fmt: skip
+def test_imbalanced(tmp_path: Path, name: str, libraries: list[str]) -> None:
+    _needs("matplotlib", *libraries)
     out = _run(name, tmp_path)
     _assert_png(tmp_path / f"{name}_pr.png")
     metrics = _metrics(out)
@@ -116,3 +118,19 @@ def test_long_tailed(tmp_path: Path) -> None:
     for _, accuracy, ece in found:
         assert 0.1 < float(accuracy) <= 1.0  # above chance (0.1) on ten classes
         assert 0.0 <= float(ece) <= 1.0
+
+
+def test_fraud_boosting(tmp_path: Path) -> None:
+    _needs("matplotlib", "xgboost", "sklearn")
+    out = _run("fraud_boosting", tmp_path)
+    _assert_png(tmp_path / "fraud_boosting_pr.png")
+    (gap,) = re.findall(r"after 10 rounds: largest probability difference (\S+)", out)
+    assert float(gap) < 1e-6  # the custom BCE objective grows binary:logistic's trees
+    start, end = map(float, re.findall(r"validation set: ([\d.]+) -> ([\d.]+)", out)[0])
+    assert end < start
+    aps = dict(
+        re.findall(r"^(binary:logistic|focal objective): average precision = ([\d.]+)$", out, re.M)
+    )
+    assert aps.keys() == {"binary:logistic", "focal objective"}
+    for ap in aps.values():
+        assert 0.05 < float(ap) <= 1.0  # far above the 0.6 % of a random ranking
