@@ -1,8 +1,9 @@
 """The test matrix: one session per array backend, plus lint and typecheck.
 
 ``nox`` runs every CPU backend, the CuPy session (which skips in seconds without an
-NVIDIA GPU), the Keras integration on each Keras backend, ruff, mypy, the doctests,
-the Sphinx build and the vendoring check.
+NVIDIA GPU), the Keras integration on each Keras backend, the distributed engines
+(Dask cluster, JAX SPMD, torch.distributed), ruff, mypy, the doctests, the Sphinx
+build and the vendoring check.
 ``nox -s tests-torch`` runs one backend; ``nox -s bench`` and ``nox -s examples`` are
 run on demand.
 
@@ -39,6 +40,7 @@ nox.options.error_on_missing_interpreters = False
 nox.options.sessions = [
     *(f"tests-{backend}" for backend in BACKENDS),
     "keras",
+    "distributed",
     "lint",
     "typecheck",
     "doctest",
@@ -129,6 +131,24 @@ def keras(session: nox.Session, keras_backend: str) -> None:
     )
 
 
+# 8 CPU devices for JAX, set before JAX starts
+SPMD_FLAGS = "--xla_force_host_platform_device_count=8"
+
+
+@nox.session
+def distributed(session: nox.Session) -> None:
+    """The engines beyond one process: a dask.distributed LocalCluster with worker
+    processes, JAX SPMD on 8 host devices, a two-process torch.distributed (gloo) DDP
+    step; and the cluster example, reduced."""
+    session.install("-e", ".", *TEST_DEPS, "dask[array,distributed]", "jax", TORCH, *EXAMPLE_DEPS)
+    env = {"XLA_FLAGS": SPMD_FLAGS, "ARRAYLOSSES_BACKENDS": "numpy"}
+    session.run(
+        "pytest", "-p", "no:cacheprovider", "tests/test_scaling_dask.py",
+        "tests/test_scaling_jax.py", "tests/test_scaling_torch.py", "tests/test_examples.py",
+        "-k", "scaling or cluster", *session.posargs, env=env,
+    )  # fmt: skip
+
+
 @nox.session
 def lint(session: nox.Session) -> None:
     """ruff (lint and formatting check) and the control-character check of every source."""
@@ -176,8 +196,8 @@ def doctest(session: nox.Session) -> None:
 def examples(session: nox.Session) -> None:
     """Run every example, reduced (ARRAYLOSSES_EXAMPLES_QUICK=1), and check its figure."""
     session.install(
-        "-e", ".[examples]", *TEST_DEPS, TORCH, "jax", "dask[array]", "matplotlib", "tqdm",
-        *BOOSTING_DEPS,
+        "-e", ".[examples]", *TEST_DEPS, TORCH, "jax", "dask[array,distributed]", "matplotlib",
+        "tqdm", *BOOSTING_DEPS,
     )  # fmt: skip
     session.run(
         "pytest", "-p", "no:cacheprovider", "tests/test_examples.py", *session.posargs,

@@ -311,6 +311,31 @@ def test_numpy_block_kernel_against_the_formula(xp, backend, dtype, alpha, gamma
     assert np.isnan(sigmoid_focal_sum(x, y, alpha, float(gamma), 128))
 
 
+@pytest.mark.parametrize("alpha", [None, 0.25])
+@pytest.mark.parametrize("gamma", [0, 2, 0.5])
+def test_dask_per_chunk_kernel_against_the_definition(xp, backend, alpha, gamma):
+    """Dask's reduced sigmoid focal loss runs the NumPy kernel per chunk: uneven,
+    empty and mismatched chunks of logits and targets, lazily, equal to the
+    definition (the ``"none"`` loss summed)."""
+    if backend != "dask":
+        pytest.skip("the Dask per-chunk kernel")
+    import dask.array as da
+
+    rng = np.random.default_rng(16)
+    x_np = logits_np(rng, (7, 3))
+    y_np = sigmoid_targets(rng, (7, 3), "soft")
+    x = da.from_array(x_np, chunks=((3, 0, 4), (2, 1)))
+    y = da.from_array(y_np, chunks=((7,), (3,)))
+    for reduction in ("sum", "mean"):
+        got = al.sigmoid_focal_loss(x, y, alpha=alpha, gamma=float(gamma), reduction=reduction)
+        assert isinstance(got, da.Array)
+        per = al.sigmoid_focal_loss(x, y, alpha=alpha, gamma=float(gamma), reduction="none")
+        want = per.sum() if reduction == "sum" else per.mean()
+        assert_close(got.compute(), want.compute(), rtol=1e-12, atol=0)
+    layers = al.sigmoid_focal_loss(x, y, alpha=alpha, gamma=float(gamma)).__dask_graph__().layers
+    assert any("_focal_chunk_sum" in name for name in layers)
+
+
 @fast_backends_only
 def test_numpy_peak_memory_is_a_few_blocks(xp, backend):
     """Reduced loss of a large host array: no full-size temporaries (target: <= 3x)."""

@@ -134,3 +134,18 @@ def test_fraud_boosting(tmp_path: Path) -> None:
     assert aps.keys() == {"binary:logistic", "focal objective"}
     for ap in aps.values():
         assert 0.05 < float(ap) <= 1.0  # far above the 0.6 % of a random ranking
+
+
+def test_dask_cluster(tmp_path: Path) -> None:
+    _needs("matplotlib", "distributed")
+    out = _run("dask_cluster", tmp_path)
+    _assert_png(tmp_path / "dask_cluster.png")
+    (cluster, stream) = re.findall(r"mean focal loss: cluster ([\d.]+), one process ([\d.]+)", out)[
+        0
+    ]
+    assert float(cluster) == pytest.approx(float(stream), rel=1e-5)
+    peaks = re.findall(
+        r"(\d+) MB", out.split("peak resident memory per worker:")[1].splitlines()[0]
+    )
+    assert len(peaks) == 2  # one per worker process
+    assert re.search(r"speed-up of the cluster: [\d.]+x", out)
