@@ -66,6 +66,9 @@ def _rank(rank: int, world: int, init_file: str, out_dir: str, kind: str) -> Non
         _loss(kind, model, x[shard], y[shard]).backward()
         grads = [p.grad.detach().numpy() for p in model.parameters()]
         np.savez(Path(out_dir) / f"rank{rank}.npz", *grads)
+        # both ranks done before either tears gloo down (a rank that exits while the
+        # other's gloo threads still talk to it aborts: "terminate called ...")
+        dist.barrier()
     finally:
         dist.destroy_process_group()
 

@@ -22,7 +22,7 @@ import arraylosses as al
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGE = ROOT / "arraylosses"
 # libraries a module may fail to import for, in a session that lacks them
-LIBRARIES = ("numpy", "torch", "jax", "jaxlib", "cupy", "dask", "array_api_strict")
+LIBRARIES = ("numpy", "torch", "jax", "jaxlib", "cupy", "dask", "array_api_strict", "keras")
 
 
 def _module_name(path: Path) -> str:
