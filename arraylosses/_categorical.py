@@ -281,6 +281,11 @@ def softmax_focal_loss(
     else:
         alpha_scalar = None
         alpha_vec = check_alpha_array(inputs.per_class(alpha, "alpha"), xp, x, inputs.backend)
+    if inputs.labels is not None and inputs.b == 0.0 and isinstance(g, float):
+        # delegate where possible (PyTorch autograd: an analytic gradient)
+        reduced = inputs.backend.reduced_softmax_focal(inputs, alpha_vec, alpha_scalar, g, eps)
+        if reduced is not None:
+            return inputs.cast(reduced)
     log_p, scale = inputs.log_probs()
     if inputs.labels is None or inputs.b != 0.0:
         one_minus_p = _one_minus_p(inputs, log_p, scale)

@@ -17,6 +17,7 @@ from __future__ import annotations
 import numbers
 from typing import Any
 
+from ._elementwise import softmax_focal_slope
 from ._inputs import BinaryInputs, SoftmaxInputs
 from ._primitives import log_of_mix, log_sigmoid_pair
 from ._typing import Array, Namespace
@@ -211,17 +212,14 @@ def softmax_derivatives(
     log_p = xp.where(top, xp.log1p(-others_of_top), log_p)
     eps = poly_epsilon
     h = log_p - eps * u
-    # log(1 - u) / u - eps, the limit -1 - eps at u = 0
     safe_u = xp.where(u > 0, u, xp.ones_like(u))
-    ratio = xp.where(u > 0, log_p / safe_u, -xp.ones_like(u)) - eps
+    f1 = -softmax_focal_slope(log_p, u, g, eps, xp)  # F' of the class term F = -T
     if isinstance(g, float) and g == 0.0:
-        f1 = -(1 + eps * p)
         f2u2 = -eps * p * (u * u)  # u^2 F''
     else:
         # u^gamma, with 0^gamma = 0 (gamma > 0) or 1 (gamma = 0)
         limit = xp.zeros_like(u) if isinstance(g, float) else xp.astype(g == 0, dtype)
         factor = xp.where(u > 0, xp.exp(g * xp.log(safe_u)), limit)
-        f1 = factor * (g * p * ratio - 1 - eps * p)
         f2u2 = factor * (
             g * p * (u - (g - 1) * p) * h + 2 * g * p * u * (1 + eps * p) - eps * p * (u * u)
         )

@@ -252,6 +252,33 @@ def softmax_focal_terms(
     return modulating_factor(one_minus_p, gamma, xp) * log_p
 
 
+def softmax_focal_slope(
+    log_p: Array, one_minus_p: Array, gamma: float | Array, epsilon: float, xp: Namespace
+) -> Array:
+    r"""``d T / d log p`` of a class term ``T = (1 - p)^\gamma (\log p - \varepsilon (1 - p))``
+    (:func:`softmax_focal_terms` of :func:`poly_log_prob`): with ``u = 1 - p`` and
+    ``du / d log p = -p``,
+
+    .. math::
+
+        \frac{dT}{d \log p} = u^\gamma \left[ 1 + \varepsilon p
+            - \gamma p \left( \frac{\log p}{u} - \varepsilon \right) \right]
+
+    with ``log p / u`` at its limit -1 where ``u`` is 0 (a class of probability 1). A
+    softmax loss ``-sum_c m_c T_c`` then has ``d loss / d x_j = sum_c m_c S_c
+    (p_j - [c = j])`` for ``S = dT/d log p``: the analytic gradients (the PyTorch
+    autograd function, :mod:`arraylosses.boosting`) take it from here.
+    """
+    p = xp.exp(log_p)
+    if isinstance(gamma, float) and gamma == 0.0:
+        return 1 + epsilon * p
+    positive = one_minus_p > 0
+    safe = xp.where(positive, one_minus_p, xp.ones_like(one_minus_p))
+    ratio = xp.where(positive, log_p / safe, -xp.ones_like(log_p))
+    factor = modulating_factor(one_minus_p, gamma, xp)
+    return factor * ((1 + epsilon * p) - gamma * p * (ratio - epsilon))
+
+
 __all__ = [
     "asymmetric",
     "binary_cross_entropy",
@@ -265,6 +292,7 @@ __all__ = [
     "poly_log_prob",
     "sigmoid_focal",
     "sigmoid_focal_gradient",
+    "softmax_focal_slope",
     "softmax_focal_terms",
     "without_massless",
 ]

@@ -19,5 +19,7 @@ Cases (one module each):
 - ``additions``: the asymmetric loss against timm's formula (PyTorch) and Poly-1
   cross-entropy against optax (JAX);
 - ``memory``: peak extra memory of the NumPy sigmoid focal loss (tracemalloc);
+- ``segmentation``: the softmax focal loss (forward and forward+backward, plain,
+  smoothed, per-class alpha) and the cross-entropy at segmentation shapes;
 - ``scaling``: time against batch size over four decades.
 """

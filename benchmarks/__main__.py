@@ -8,7 +8,16 @@ import sys
 import time
 from pathlib import Path
 
-from . import additions, cross_entropy, memory, report, scaling, sigmoid_focal, softmax_focal
+from . import (
+    additions,
+    cross_entropy,
+    memory,
+    report,
+    scaling,
+    segmentation,
+    sigmoid_focal,
+    softmax_focal,
+)
 from ._harness import REPEATS, WARMUP, Row, Settings
 
 CASES = {
@@ -17,6 +26,7 @@ CASES = {
     "softmax_focal": softmax_focal.run,
     "memory": memory.run,
     "additions": additions.run,
+    "segmentation": segmentation.run,
 }
 
 

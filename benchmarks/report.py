@@ -232,7 +232,12 @@ def write(
         "`softmax_cross_entropy` of smoothed one-hot labels. (c) softmax focal loss, same",
         "shape, gamma 2, against the formula composed directly in each library. (d) one",
         "call on an (8, 10) batch: the price of validation and dispatch. (e) peak memory",
-        "a NumPy call allocates, as a multiple of the logits' bytes (tracemalloc).",
+        "a NumPy call allocates, as a multiple of the logits' bytes (tracemalloc). (f) the",
+        "asymmetric loss against timm's formula and Poly-1 against optax. (g) segmentation",
+        "shapes: the softmax focal loss (gamma 2, class indices; plain, smoothed 0.1, per-class",
+        "alpha) against `F.log_softmax` -> `gather` -> the focal term, and the cross-entropy",
+        "against `F.cross_entropy` and the direct composition (the targets of the issue",
+        '"Performance round 2", not yet met).',
         "",
         "Where the speed comes from: each loss is defined once (`arraylosses/_elementwise.py`),",
         "and a backend (`arraylosses/_backends/`) leaves the definition only where this",
@@ -248,6 +253,10 @@ def write(
         "  no `where` and no cancellation, into buffers reused across blocks;",
         "- cross-entropy of class indices on PyTorch calls `F.cross_entropy` on the",
         "  validated inputs;",
+        "- the softmax focal loss of class indices on PyTorch (no smoothing), when a",
+        "  gradient is wanted, is an autograd function that keeps one full-size buffer,",
+        "  the log-probabilities, and overwrites it with the analytic gradient",
+        "  `w (onehot - p)` in the backward pass;",
         "- integer gamma is repeated multiplication, labels are gathered rather than",
         "  one-hot encoded, and the array namespace is looked up once per array type.",
         "",
@@ -266,15 +275,14 @@ def write(
 
 
 def redraw(out: Path) -> None:
-    """Draw cpu.png and scaling.png again from the run recorded in ``out/cpu.json``
-    (``python -m benchmarks.report``): a change to the charts without a new run."""
+    """Write the table, the charts and the README section again from the run recorded
+    in ``out/cpu.json`` (``python -m benchmarks.report``): a change to the report
+    without a new run."""
     raw = json.loads((out / "cpu.json").read_text())
     fields = {f.name for f in dataclasses.fields(Row)}
     rows = [Row(**{k: v for k, v in row.items() if k in fields}) for row in raw["rows"]]
-    ratio_chart(rows, out / "cpu.png")
     series = [Series(**s) for s in raw.get("scaling", [])]
-    if series:
-        scaling_chart(series, out / "scaling.png")
+    write(rows, series, out, raw["machine"], raw["method"], raw["command"])
 
 
 if __name__ == "__main__":

@@ -877,3 +877,75 @@ def test_torch_fused_log_sigmoid_pair_against_the_primitive(dtype: str) -> None:
         np.testing.assert_allclose(ga.numpy(), gb.numpy(), rtol=4 * rtol, atol=0)
     inf = torch.asarray(np.asarray([np.inf, -np.inf], dtype=dtype))
     assert all(bool(torch.isnan(v).all()) for v in backend_of(xp).log_sigmoid_pair(inf, xp))
+
+
+@torch_only
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize(
+    "options",
+    [
+        {"gamma": 2.0},
+        {"gamma": 0.0},
+        {"gamma": 0.5, "alpha": 0.3},
+        {"gamma": 3.5, "alpha": [1.0, 2.0, 0.5, 3.0, 1.5], "poly_epsilon": 1.0},
+        {"gamma": 2.0, "poly_epsilon": -0.5},
+    ],
+    ids=str,
+)
+@pytest.mark.parametrize("layout", ["axis=1", "axis=-1"])
+@pytest.mark.parametrize("reduction", ["mean", "sum"])
+def test_torch_softmax_focal_kernel_gradient_equals_the_definition(
+    xp, device, dtype, options, layout, reduction
+):
+    """The analytic gradient of the softmax focal kernel (class indices, no
+    smoothing) against autograd through the definition (torch.func.grad takes it), at
+    segmentation layouts with saturated logits; a second backward gives the same."""
+    import torch
+
+    rng = np.random.default_rng(17)
+    shape, axis = ((2, 5, 3, 4), 1) if layout == "axis=1" else ((2, 3, 4, 5), -1)
+    x_np = rng.normal(0, 4, shape)
+    x_np.flat[::7] = 40.0  # confident pixels: p_y rounds to 1 in float32
+    t_np = rng.integers(0, 5, tuple(n for i, n in enumerate(shape) if i != axis % 4))
+    dt = getattr(torch, dtype)
+    opts = dict(options)
+    if isinstance(opts.get("alpha"), list):
+        opts["alpha"] = torch.tensor(opts["alpha"], dtype=dt, device=device)
+    t = torch.tensor(t_np, device=device)
+    x = torch.tensor(x_np, dtype=dt, device=device, requires_grad=True)
+    loss = al.softmax_focal_loss(x, t, axis=axis, reduction=reduction, **opts)
+    assert type(loss.grad_fn).__name__ == "ReducedSoftmaxFocalBackward"
+    (got,) = torch.autograd.grad(loss, x, retain_graph=True)
+    (again,) = torch.autograd.grad(loss, x)
+    want = torch.func.grad(
+        lambda z: al.softmax_focal_loss(z, t, axis=axis, reduction=reduction, **opts)
+    )(x.detach())
+    assert torch.isfinite(got).all()
+    assert_close(got, want, rtol=RTOL[dtype] * 10, atol=RTOL[dtype] * 1e-3)
+    assert torch.equal(got, again)
+    with torch.no_grad():  # the value is the definition's
+        plain = al.softmax_focal_loss(x, t, axis=axis, reduction=reduction, **opts)
+    assert_close(loss.detach(), plain, rtol=RTOL[dtype], atol=0)
+
+
+@torch_only
+def test_torch_softmax_focal_kernel_only_where_it_applies(xp, device):
+    """Smoothing, ignore_index, where, probabilities, a gamma array and no gradient
+    take the definition."""
+    import torch
+
+    x = torch.randn(6, 4, dtype=torch.float64, device=device, requires_grad=True)
+    t = torch.tensor([0, 1, 2, 3, 0, 1], device=device)
+    kernel = "ReducedSoftmaxFocalBackward"
+    assert type(al.softmax_focal_loss(x, t).grad_fn).__name__ == kernel
+    for options in (
+        {"label_smoothing": 0.1},
+        {"ignore_index": 1},
+        {"where": t > 0},
+        {"gamma": torch.full((6, 4), 2.0, dtype=torch.float64, device=device)},
+        {"reduction": "none"},
+        {"normalizer": 3.0},
+    ):
+        assert type(al.softmax_focal_loss(x, t, **options).grad_fn).__name__ != kernel
+    with torch.no_grad():
+        assert al.softmax_focal_loss(x, t).grad_fn is None

@@ -14,7 +14,7 @@ from .._typing import Array, DType, Namespace
 
 
 class SoftmaxCall(Protocol):
-    """What a backend's native ``cross_entropy`` receives: the validated inputs of one
+    """What a backend's native softmax path receives: the validated inputs of one
     call (``_inputs.SoftmaxInputs``), nothing left to check."""
 
     x: Array  # logits in the compute dtype
@@ -29,6 +29,8 @@ class SoftmaxCall(Protocol):
     from_logits: bool
     reduction: str
     out_dtype: DType
+    where: Array | None  # the elements that count (None: all)
+    normalizer: float | Array | None
 
 
 class Backend:
@@ -115,6 +117,18 @@ class Backend:
 
     def cross_entropy(self, inputs: SoftmaxCall, weight: Array | None) -> Array | None:
         """The whole of ``cross_entropy`` by the library's own kernel."""
+        return None
+
+    def reduced_softmax_focal(
+        self,
+        inputs: SoftmaxCall,
+        alpha_vec: Array | None,
+        alpha_scalar: float | None,
+        gamma: float,
+        epsilon: float,
+    ) -> Array | None:
+        """``sum`` or ``mean`` of the softmax focal loss of class indices without
+        smoothing, by a route with an analytic gradient."""
         return None
 
 

@@ -27,7 +27,14 @@ from typing import Any, Protocol
 import torch
 import torch.nn.functional as F
 
-from .._elementwise import binary_terms, focal_weight, sigmoid_focal_gradient
+from .._elementwise import (
+    binary_terms,
+    focal_weight,
+    poly_log_prob,
+    sigmoid_focal_gradient,
+    softmax_focal_slope,
+    softmax_focal_terms,
+)
 from .._primitives import log_sigmoid_pair
 from .._typing import Array, DType, Namespace
 from ._generic import Backend, SoftmaxCall, array_namespace
@@ -132,6 +139,40 @@ class TorchBackend(Backend):
             return None  # (n == 0: the definition's NaN mean and zero sum)
         kernel = SigmoidFocalBlocks(alpha, gamma)
         return reduced_loss(kernel, x, y, n if reduction == "mean" else 1, BLOCK if x.is_cpu else n)
+
+    def reduced_softmax_focal(
+        self,
+        inputs: SoftmaxCall,
+        alpha_vec: Array | None,
+        alpha_scalar: float | None,
+        gamma: float,
+        epsilon: float,
+    ) -> Array | None:
+        x, labels = inputs.x, inputs.labels
+        if not (
+            inputs.eager
+            and inputs.from_logits
+            and labels is not None
+            and inputs.ignore is None
+            and inputs.where is None
+            and inputs.normalizer is None
+            and inputs.reduction != "none"
+            and x.requires_grad
+            and torch.is_grad_enabled()
+            and x.numel() > 0
+            and self.log_prob_scale(inputs.out_dtype, x.dtype, inputs.num_classes) == 1.0
+        ):
+            # (without a gradient to compute the definition is the same composition)
+            return None
+        if (alpha_vec is not None and alpha_vec.requires_grad) or transform_state((x,))[1]:
+            return None
+        index = labels.long().unsqueeze(inputs.axis)
+        scale = 1.0 / labels.numel() if inputs.reduction == "mean" else 1.0
+        if alpha_scalar is not None:
+            scale *= alpha_scalar
+        apply: Any = ReducedSoftmaxFocal.apply
+        total: torch.Tensor = apply(x, index, inputs.axis, gamma, epsilon, alpha_vec, scale)
+        return total
 
     def cross_entropy(self, inputs: SoftmaxCall, weight: Array | None) -> Array | None:
         x, targets = inputs.x, inputs.targets
@@ -319,6 +360,83 @@ class ReducedElementwiseLoss(torch.autograd.Function):
         out = torch.empty(x.shape, dtype=x.dtype, device=x.device)
         _blocks(ctx.kernel, x, y, scale, ctx.block, out)
         return (out, *nothing)
+
+
+class ReducedSoftmaxFocal(torch.autograd.Function):
+    """``scale * sum`` of the softmax focal loss of class indices (no smoothing), with
+    its gradient written analytically into the one full-size buffer the forward pass
+    keeps: the log-probabilities, overwritten in place by
+    ``w (onehot - p)`` in the backward pass, where ``w = dloss/d log p_y`` per element
+    (:func:`~arraylosses._elementwise.softmax_focal_slope`). The forward pass is the
+    definition's own composition (``log_softmax``, the label's term of
+    :func:`~arraylosses._elementwise.softmax_focal_terms`); autograd through it
+    saves the log-probabilities and then allocates the gather's zero-filled gradient
+    and the softmax backward's result as well. A second backward, a batched output
+    gradient or ``create_graph=True`` take the out-of-place formula of the saved
+    input, which autograd can differentiate again.
+    """
+
+    @staticmethod
+    def forward(
+        ctx: Any,
+        x: torch.Tensor,
+        index: torch.Tensor,
+        axis: int,
+        gamma: float,
+        epsilon: float,
+        alpha: torch.Tensor | None,
+        scale: float,
+    ) -> torch.Tensor:
+        log_p = F.log_softmax(x, dim=axis)
+        total, slope = _label_terms(log_p, index, axis, gamma, epsilon, alpha)
+        ctx.save_for_backward(x, index)
+        ctx.axis, ctx.gamma, ctx.epsilon, ctx.alpha, ctx.scale = axis, gamma, epsilon, alpha, scale
+        ctx.log_p, ctx.slope = log_p, slope  # kept on ctx: backward overwrites log_p
+        return total * scale
+
+    @staticmethod
+    def backward(ctx: Any, grad_output: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
+        nothing = (None,) * 6
+        if not ctx.needs_input_grad[0]:
+            return (None, *nothing)
+        x, index = ctx.saved_tensors
+        axis = ctx.axis
+        log_p, ctx.log_p = ctx.log_p, None
+        batched = transform_state((grad_output,), wrapped_only=True)[0]
+        if log_p is None or torch.is_grad_enabled() or batched:
+            # out of place, from the saved input (differentiable again), with the same
+            # arithmetic as below: a second backward gives the same bits
+            fresh = F.log_softmax(x, dim=axis)
+            _, slope = _label_terms(fresh, index, axis, ctx.gamma, ctx.epsilon, ctx.alpha)
+            w = (slope * (grad_output * ctx.scale)).unsqueeze(axis)
+            if batched:  # (a batch of output gradients: a one-hot, no scatter)
+                onehot = torch.zeros_like(fresh).scatter_(axis, index, 1.0)
+                return ((onehot - fresh.exp()) * w, *nothing)
+            return ((fresh.exp() * -w).scatter_add(axis, index, w), *nothing)
+        w = (ctx.slope * (grad_output * ctx.scale)).unsqueeze(axis)
+        grad = log_p.exp_().mul_(-w)  # -w p, in the saved buffer
+        grad.scatter_add_(axis, index, w)  # + w at the label
+        return (grad, *nothing)
+
+
+def _label_terms(
+    log_p: torch.Tensor,
+    index: torch.Tensor,
+    axis: int,
+    gamma: float,
+    epsilon: float,
+    alpha: torch.Tensor | None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(sum of the loss, dloss/d log p_y per element)`` of the label's class term."""
+    xp = array_namespace(log_p)
+    picked = log_p.gather(axis, index).squeeze(axis)
+    one_minus_p = -torch.expm1(picked)
+    loss = softmax_focal_terms(poly_log_prob(picked, one_minus_p, epsilon), one_minus_p, gamma, xp)
+    slope = softmax_focal_slope(picked, one_minus_p, gamma, epsilon, xp)
+    if alpha is not None:
+        a = alpha[index.squeeze(axis)]
+        loss, slope = a * loss, a * slope
+    return -loss.sum(), -slope
 
 
 def _blocks(

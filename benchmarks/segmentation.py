@@ -1,0 +1,155 @@
+"""(g) Softmax losses at segmentation shapes, forward and forward+backward.
+
+Softmax focal loss (gamma 2, integer labels, mean) on PyTorch eager at
+(4, 19, 256, 256) with ``axis=1`` (19 classes, as Cityscapes), channel-last
+(4, 256, 256, 19) with ``axis=-1``, and (4096, 1000), plain, with label smoothing 0.1
+and with per-class alpha, against the direct composition one writes by hand:
+``F.log_softmax`` -> ``gather`` -> ``-(1 - p)**gamma * log p`` (-> ``alpha[label]``,
++ the smoothing term) -> mean. Cross-entropy at the same segmentation shapes:
+forward+backward on PyTorch against ``F.cross_entropy``, and forward on NumPy and
+under ``jax.jit`` against the direct composition (max shift, ``log(sum(exp))``,
+``take_along_axis``). Targets: issue "Performance round 2".
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+import arraylosses as al
+
+from ._harness import Row, Settings, interleaved
+
+GAMMA = 2.0
+EPS = 0.1
+CASE = "segmentation (g)"
+SHAPES = {
+    "(4, 19, 256, 256), axis=1": ((4, 19, 256, 256), 1),
+    "(4, 256, 256, 19), axis=-1": ((4, 256, 256, 19), -1),
+    "(4096, 1000)": ((4096, 1000), -1),
+}
+QUICK_SHAPES = {
+    "(2, 19, 64, 64), axis=1": ((2, 19, 64, 64), 1),
+    "(2, 64, 64, 19), axis=-1": ((2, 64, 64, 19), -1),
+    "(256, 1000)": ((256, 1000), -1),
+}
+
+
+def torch_direct(x: Any, t: Any, axis: int, variant: str, alpha: Any) -> Any:
+    """The composition by hand: log_softmax, gather, the focal term, the mean."""
+    import torch.nn.functional as F
+
+    log_p = F.log_softmax(x, dim=axis)
+    picked = log_p.gather(axis, t.unsqueeze(axis)).squeeze(axis)
+    loss = -((1 - picked.exp()) ** GAMMA) * picked
+    if variant == "alpha":
+        loss = alpha[t] * loss
+    if variant == "smoothing":  # q' = (1 - eps) onehot + eps / K
+        k = x.shape[axis]
+        every = -(((1 - log_p.exp()) ** GAMMA) * log_p).sum(dim=axis)
+        loss = (1 - EPS) * loss + (EPS / k) * every
+    return loss.mean()
+
+
+def ours(x: Any, t: Any, axis: int, variant: str, alpha: Any) -> Any:
+    options: dict[str, Any] = {}
+    if variant == "alpha":
+        options["alpha"] = alpha
+    if variant == "smoothing":
+        options["label_smoothing"] = EPS
+    return al.softmax_focal_loss(x, t, gamma=GAMMA, axis=axis, **options)
+
+
+def _backward(f: Callable[[], Any], x: Any) -> Callable[[], None]:
+    def run() -> None:
+        x.grad = None
+        f().backward()
+
+    return run
+
+
+def numpy_ce_direct(x: np.ndarray, t: np.ndarray, axis: int) -> Any:
+    shifted = x - x.max(axis=axis, keepdims=True)
+    lse = np.log(np.exp(shifted).sum(axis=axis, keepdims=True))
+    picked = np.take_along_axis(shifted, np.expand_dims(t, axis), axis=axis)
+    return (lse - picked).mean()
+
+
+def jax_ce_direct(x: Any, t: Any, axis: int) -> Any:
+    import jax
+    import jax.numpy as jnp
+
+    log_p = jax.nn.log_softmax(x, axis=axis)
+    return -jnp.take_along_axis(log_p, jnp.expand_dims(t, axis), axis=axis).mean()
+
+
+def run(settings: Settings) -> list[Row]:
+    rows = []
+    rng = np.random.default_rng(19)
+    shapes = QUICK_SHAPES if settings.quick else SHAPES
+    for label, (shape, axis) in shapes.items():
+        rows += _shape_rows(settings, rng, label, shape, axis)
+    return rows
+
+
+def _shape_rows(
+    settings: Settings, rng: np.random.Generator, label: str, shape: tuple[int, ...], axis: int
+) -> list[Row]:
+    import jax
+    import torch
+    import torch.nn.functional as F
+
+    rows = []
+    k = shape[axis]
+    x_np = rng.standard_normal(shape, dtype=np.float32)
+    t_np = rng.integers(0, k, tuple(n for i, n in enumerate(shape) if i != axis % len(shape)))
+    alpha = torch.from_numpy(rng.random(k, dtype=np.float32) + 0.5)
+    x = torch.from_numpy(x_np).requires_grad_()
+    t = torch.from_numpy(t_np)
+    for variant in ("plain", "smoothing", "alpha"):
+        name = f"softmax focal {label}" + ("" if variant == "plain" else f", {variant}")
+        mine = functools.partial(ours, x, t, axis, variant, alpha)
+        theirs = functools.partial(torch_direct, x, t, axis, variant, alpha)
+        with torch.no_grad():
+            t_ours, t_peer = interleaved(mine, theirs, settings)
+        rows.append(Row(f"{name} {CASE}", "torch", "forward", "direct composition",
+                        t_ours, t_peer, target=0.7))  # fmt: skip
+        t_ours, t_peer = interleaved(_backward(mine, x), _backward(theirs, x), settings)
+        rows.append(Row(f"{name} {CASE}", "torch", "forward+backward",
+                        "direct composition", t_ours, t_peer, target=0.7))  # fmt: skip
+    if len(shape) == 2:
+        return rows
+    # cross-entropy at the segmentation layouts
+    ce_name = f"cross-entropy {label} {CASE}"
+    t_ours, t_peer = interleaved(
+        _backward(functools.partial(al.cross_entropy, x, t, axis=axis), x),
+        _backward(functools.partial(F.cross_entropy, torch.movedim(x, axis, 1), t), x),
+        settings,
+    )
+    rows.append(Row(ce_name, "torch", "forward+backward", "F.cross_entropy", t_ours,
+                    t_peer, target=1.0))  # fmt: skip
+    t_ours, t_peer = interleaved(
+        functools.partial(al.cross_entropy, x_np, t_np, axis=axis),
+        functools.partial(numpy_ce_direct, x_np, t_np, axis),
+        settings,
+    )
+    rows.append(Row(ce_name, "numpy", "forward", "direct composition", t_ours, t_peer,
+                    target=0.8))  # fmt: skip
+    xj, tj = jax.device_put(x_np), jax.device_put(t_np.astype(np.int32))
+    ours_jit = jax.jit(functools.partial(_jax_ours, axis=axis))
+    direct_jit = jax.jit(functools.partial(jax_ce_direct, axis=axis))
+    t_ours, t_peer = interleaved(
+        lambda: ours_jit(xj, tj).block_until_ready(),
+        lambda: direct_jit(xj, tj).block_until_ready(),
+        settings,
+    )
+    rows.append(Row(ce_name, "jax.jit", "forward", "direct composition", t_ours, t_peer,
+                    target=0.8))  # fmt: skip
+    return rows
+
+
+def _jax_ours(x: Any, t: Any, axis: int) -> Any:
+    return al.cross_entropy(x, t, axis=axis)
