@@ -8,12 +8,17 @@ and with per-class alpha, against the direct composition one writes by hand:
 + the smoothing term) -> mean. Cross-entropy at the same segmentation shapes:
 forward+backward on PyTorch against ``F.cross_entropy``, and forward on NumPy and
 under ``jax.jit`` against the direct composition (max shift, ``log(sum(exp))``,
-``take_along_axis``). Targets: issue "Performance round 2".
+``take_along_axis``). The peak extra memory of the softmax focal loss's
+forward+backward at (8, 19, 256, 256) against ``F.cross_entropy``'s, each in a fresh
+process (peak resident set size above what the process held just before the call,
+over the logits' bytes; the gradient included). Targets: issue "Performance round 2".
 """
 
 from __future__ import annotations
 
 import functools
+import subprocess
+import sys
 from collections.abc import Callable
 from typing import Any
 
@@ -92,7 +97,47 @@ def run(settings: Settings) -> list[Row]:
     shapes = QUICK_SHAPES if settings.quick else SHAPES
     for label, (shape, axis) in shapes.items():
         rows += _shape_rows(settings, rng, label, shape, axis)
+    shape = (2, 19, 64, 64) if settings.quick else (8, 19, 256, 256)
+    ours, theirs = (_peak_extra(side, shape) for side in ("ours", "F.cross_entropy"))
+    rows.append(Row(f"peak extra memory, softmax focal {shape} {CASE}", "torch",
+                    "forward+backward, peak / input bytes", "F.cross_entropy", ours, theirs,
+                    target=0.8, unit="× input"))  # fmt: skip
     return rows
+
+
+# One fresh process per side (Linux): the peak resident set size (VmHWM) is reset just
+# before the call (/proc/self/clear_refs), so whatever the interpreter and torch held
+# or freed before does not hide the call's own peak.
+_MEMORY_SCRIPT = """
+import sys
+import torch
+import torch.nn.functional as F
+import arraylosses as al
+side, shape = sys.argv[1], tuple(int(n) for n in sys.argv[2].split(","))
+torch.manual_seed(0)
+x = torch.randn(shape, requires_grad=True)
+t = torch.randint(0, shape[1], (shape[0], *shape[2:]))
+small = torch.randn(2, shape[1], 2, requires_grad=True)  # first-call costs, not the loss's
+al.softmax_focal_loss(small, t[:2, :2, 0], axis=1).backward()
+F.cross_entropy(small, t[:2, :2, 0]).backward()
+def rss(field):
+    with open("/proc/self/status") as status:
+        return next(int(line.split()[1]) for line in status if line.startswith(field))
+with open("/proc/self/clear_refs", "w") as refs:  # the peak (VmHWM) restarts from now
+    refs.write("5")
+before = rss("VmRSS:")
+loss = al.softmax_focal_loss(x, t, axis=1) if side == "ours" else F.cross_entropy(x, t)
+loss.backward()
+print((rss("VmHWM:") - before) * 1024 / (x.numel() * x.element_size()))
+"""
+
+
+def _peak_extra(side: str, shape: tuple[int, ...]) -> float:
+    out = subprocess.run(
+        [sys.executable, "-c", _MEMORY_SCRIPT, side, ",".join(map(str, shape))],
+        capture_output=True, text=True, check=True, timeout=300,
+    )  # fmt: skip
+    return float(out.stdout.strip().splitlines()[-1])
 
 
 def _shape_rows(
