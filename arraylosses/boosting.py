@@ -22,9 +22,9 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from . import _binary, _categorical
 from ._compat import array_namespace, device
 from ._derivatives import (
-    ACCEPTED,
     BINARY,
     check_derivative_options,
     loss_name,
@@ -208,11 +208,8 @@ class _Adapter:
     def value(self, margins: Any, labels: Any, weight: Any) -> float:
         """The weighted mean per-sample loss."""
         xp, logits, targets = self.layout(margins, labels)
-        options = dict(self.options)
-        from . import _binary, _categorical
-
         function = getattr(_binary if self.binary else _categorical, self.loss)
-        per = function(logits, targets, reduction="none", **options)
+        per = function(logits, targets, reduction="none", **self.options)
         w = self.weights(xp, weight, logits)
         if w is None:
             return float(xp.mean(per))
@@ -232,12 +229,16 @@ def _is_data_set(value: object) -> bool:
     return hasattr(value, "get_label")
 
 
-class XGBoostObjective(_Adapter):
-    """A custom objective for XGBoost; see :func:`xgboost_objective`."""
+class _Objective(_Adapter):
+    """An objective: the loss's derivatives, the Hessian floored at ``min_hessian``."""
 
     def __init__(self, loss: Any, min_hessian: float, options: dict[str, Any]) -> None:
         super().__init__(loss, options, "objective")
         self.min_hessian = _check_min_hessian(min_hessian)
+
+
+class XGBoostObjective(_Objective):
+    """A custom objective for XGBoost; see :func:`xgboost_objective`."""
 
     def __call__(self, first: Any, second: Any, sample_weight: Any = None) -> tuple[Any, Any]:
         if _is_data_set(second):  # xgboost.train(obj=...): (margins, DMatrix)
@@ -247,12 +248,8 @@ class XGBoostObjective(_Adapter):
         return self.derivatives(margins, labels, weight, self.min_hessian)
 
 
-class LightGBMObjective(_Adapter):
+class LightGBMObjective(_Objective):
     """A custom objective for LightGBM; see :func:`lightgbm_objective`."""
-
-    def __init__(self, loss: Any, min_hessian: float, options: dict[str, Any]) -> None:
-        super().__init__(loss, options, "objective")
-        self.min_hessian = _check_min_hessian(min_hessian)
 
     # three parameters: LGBMClassifier counts them and passes (y_true, y_pred, weight)
     def __call__(self, first: Any, second: Any, weight: Any = None) -> tuple[Any, Any]:
@@ -263,11 +260,15 @@ class LightGBMObjective(_Adapter):
         return self.derivatives(margins, labels, weight, self.min_hessian)
 
 
-class XGBoostMetric(_Adapter):
-    """An evaluation metric for XGBoost; see :func:`xgboost_metric`."""
+class _Metric(_Adapter):
+    """A metric: the weighted mean per-sample loss."""
 
     def __init__(self, loss: Any, options: dict[str, Any]) -> None:
         super().__init__(loss, options, "loss")
+
+
+class XGBoostMetric(_Metric):
+    """An evaluation metric for XGBoost; see :func:`xgboost_metric`."""
 
     def __call__(self, first: Any, second: Any, sample_weight: Any = None) -> Any:
         if _is_data_set(second):  # xgboost.train(custom_metric=...)
@@ -275,11 +276,8 @@ class XGBoostMetric(_Adapter):
         return self.value(second, first, sample_weight)  # XGBClassifier(eval_metric=...)
 
 
-class LightGBMMetric(_Adapter):
+class LightGBMMetric(_Metric):
     """An evaluation metric for LightGBM; see :func:`lightgbm_metric`."""
-
-    def __init__(self, loss: Any, options: dict[str, Any]) -> None:
-        super().__init__(loss, options, "loss")
 
     def __call__(self, first: Any, second: Any, weight: Any = None) -> tuple[str, float, bool]:
         if _is_data_set(second):  # lightgbm.train(feval=...)
@@ -289,24 +287,10 @@ class LightGBMMetric(_Adapter):
         return self.__name__, value, False
 
 
-_ADAPTER_DOC = """
-
-    The objective passes the booster ``hessian = max(d^2 l/dx^2, min_hessian)``
-    (times the sample weight): a Newton booster divides the summed gradient by the
-    summed Hessian, and the focal loss is not convex (``gamma > 0`` gives a negative
-    Hessian for confidently wrong samples and a tiny one for confident right ones), so
-    an unfloored Hessian can send a leaf's step to infinity or the wrong way. With
-    ``gamma = 0`` (the BCE and cross-entropy, which are convex) the floor only
-    matters where the Hessian is below it. :func:`gradient_hessian` itself stays
-    exact.
-"""
-
-
 def xgboost_objective(
     loss: Any, /, *, min_hessian: float = MIN_HESSIAN, **options: Any
 ) -> XGBoostObjective:
-    (
-        """A custom objective for ``xgboost.train(obj=...)`` and
+    """A custom objective for ``xgboost.train(obj=...)`` and
     ``XGBClassifier(objective=...)``.
 
     Binary losses take a booster with one output (labels 0/1, or a ``[n, T]`` label
@@ -318,9 +302,16 @@ def xgboost_objective(
     ``binary:logistic`` does with ``base_score=0.5``). ``XGBClassifier`` reads it as
     a probability: leave it unset (or 0.5). Predictions are margins
     (``output_margin=True``; apply the sigmoid or softmax).
-    """
-        + _ADAPTER_DOC
-        + """
+
+    The objective passes the booster ``hessian = max(d^2 l/dx^2, min_hessian)``
+    (times the sample weight): a Newton booster divides the summed gradient by the
+    summed Hessian, and the focal loss is not convex (``gamma > 0`` gives a negative
+    Hessian for confidently wrong samples and a tiny one for confident right ones), so
+    an unfloored Hessian can send a leaf's step to infinity or the wrong way. With
+    ``gamma = 0`` (the BCE and cross-entropy, which are convex) the floor only
+    matters where the Hessian is below it. :func:`gradient_hessian` itself stays
+    exact.
+
     Parameters
     ----------
     loss : function or str
@@ -338,15 +329,13 @@ def xgboost_objective(
     >>> xgboost_objective(al.sigmoid_focal_loss, gamma=2.0, alpha=0.25)
     XGBoostObjective('sigmoid_focal_loss', gamma=2.0, alpha=0.25)
     """
-    )
     return XGBoostObjective(loss, min_hessian, options)
 
 
 def lightgbm_objective(
     loss: Any, /, *, min_hessian: float = MIN_HESSIAN, **options: Any
 ) -> LightGBMObjective:
-    (
-        """A custom objective for ``lightgbm.train(params={"objective": ...})`` and
+    """A custom objective for ``lightgbm.train(params={"objective": ...})`` and
     ``LGBMClassifier(objective=...)``.
 
     LightGBM passes raw scores ``[n]`` (binary) or ``[n, num_class]`` (multi-class,
@@ -354,9 +343,16 @@ def lightgbm_objective(
     ``Dataset`` (or ``sample_weight=`` of ``fit``) multiply both derivatives. Under a
     custom objective LightGBM starts every score at 0 (no ``boost_from_average``) and
     ``predict`` / ``predict_proba`` return raw scores: apply the sigmoid or softmax.
-    """
-        + _ADAPTER_DOC
-        + """
+
+    The objective passes the booster ``hessian = max(d^2 l/dx^2, min_hessian)``
+    (times the sample weight): a Newton booster divides the summed gradient by the
+    summed Hessian, and the focal loss is not convex (``gamma > 0`` gives a negative
+    Hessian for confidently wrong samples and a tiny one for confident right ones), so
+    an unfloored Hessian can send a leaf's step to infinity or the wrong way. With
+    ``gamma = 0`` (the BCE and cross-entropy, which are convex) the floor only
+    matters where the Hessian is below it. :func:`gradient_hessian` itself stays
+    exact.
+
     Parameters
     ----------
     loss : function or str
@@ -366,7 +362,6 @@ def lightgbm_objective(
     **options
         The loss's options, as for :func:`gradient_hessian` (no ``axis``).
     """
-    )
     return LightGBMObjective(loss, min_hessian, options)
 
 
@@ -383,7 +378,3 @@ def lightgbm_metric(loss: Any, /, **options: Any) -> LightGBMMetric:
     ``LGBMClassifier.fit(eval_metric=...)``; returns ``(name, value, False)`` (lower
     is better), the weighted mean per-sample loss of the raw scores."""
     return LightGBMMetric(loss, options)
-
-
-# the names a user can pass as ``loss``
-LOSSES = tuple(ACCEPTED)
