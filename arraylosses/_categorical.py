@@ -167,7 +167,9 @@ def cross_entropy_by_definition(
         row_sum = inputs.row_sum(log_p, inputs.broadcast_class(w))
     loss = cross_entropy_of_labels(picked, row_sum, inputs.a, inputs.b, w_label)
     # PyTorch's rule: the mean divides by the summed weight of the kept labels.
-    denominator = xp.sum(xp.where(inputs.keep, w_label, xp.zeros_like(w_label)))
+    if inputs.keep is not None:
+        w_label = xp.where(inputs.keep, w_label, xp.zeros_like(w_label))
+    denominator = xp.sum(w_label)
     return inputs.finish(_times(scale, loss), denominator)
 
 

@@ -314,10 +314,16 @@ class SoftmaxInputs(_Inputs):
         index dtype with every ignored or out-of-range one replaced by 0, the mask of
         ignored elements (None without ``ignore_index``), and the mask of acceptable
         labels where values could not be checked (None where they were: out-of-range
-        labels have raised)."""
+        labels have raised). ``keep`` (the labels that count) is None where all do."""
         if self._masks is None:
             xp, k = self.xp, self.num_classes
             labels = as_index_array(self.targets, xp)
+            if self.reads_labels and self.ignore is None and self.where is None:
+                # every label was read and is in range, none ignored: nothing to mask
+                # (the common call; five full-size operations saved)
+                self.keep = None
+                self._masks = (labels, None, None)
+                return self._masks
             keep = (labels >= 0) & (labels < k)
             acceptable = keep
             ignored = None

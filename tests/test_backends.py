@@ -929,6 +929,32 @@ def test_torch_softmax_focal_kernel_gradient_equals_the_definition(
 
 
 @torch_only
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_torch_softmax_focal_kernel_where_the_label_probability_underflows(xp, device, dtype):
+    """The kernel takes ``log p_y`` as the log of the gathered probability; where that
+    probability underflows (a logit gap beyond the dtype's exponent range) the loss is
+    still the gap, not inf, and the gradient is finite: against the float64 formula
+    ``-(1 - p)^2 log p`` with ``log p = -gap - log(1 + 2 e^-gap)`` written out here."""
+    import torch
+
+    gap = 120.0 if dtype == "float32" else 800.0  # beyond exp's range (~87, ~708)
+    dt = getattr(torch, dtype)
+    x = torch.tensor(
+        [[gap, 0.0, 0.0], [0.0, 1.0, 2.0]], dtype=dt, device=device, requires_grad=True
+    )
+    t = torch.tensor([1, 0], device=device)
+    loss = al.softmax_focal_loss(x, t, reduction="sum")
+    assert type(loss.grad_fn).__name__ == "ReducedSoftmaxFocalBackward"
+    log_p_row2 = -2.0 - np.log1p(np.exp(-1.0) + np.exp(-2.0))  # label 0 of [0, 1, 2]
+    want = gap + np.log1p(2 * np.exp(-gap)) - (1 - np.exp(log_p_row2)) ** 2 * log_p_row2
+    np.testing.assert_allclose(float(loss.detach()), want, rtol=RTOL[dtype], atol=0)
+    loss.backward()
+    assert torch.isfinite(x.grad).all()
+    # row 1: dloss/dx = w (p - onehot) with p = (1, 0, 0) and w = 1 (log p_y = -gap)
+    assert_close(x.grad[0], torch.tensor([1.0, -1.0, 0.0], dtype=dt, device=device))
+
+
+@torch_only
 def test_torch_softmax_focal_kernel_only_where_it_applies(xp, device):
     """Smoothing, ignore_index, where, probabilities, a gamma array and no gradient
     take the definition."""

@@ -365,15 +365,15 @@ class ReducedElementwiseLoss(torch.autograd.Function):
 class ReducedSoftmaxFocal(torch.autograd.Function):
     """``scale * sum`` of the softmax focal loss of class indices (no smoothing), with
     its gradient written analytically into the one full-size buffer the forward pass
-    keeps: the log-probabilities, overwritten in place by
+    keeps: the probabilities ``p = softmax(x)``, overwritten in place by
     ``w (onehot - p)`` in the backward pass, where ``w = dloss/d log p_y`` per element
-    (:func:`~arraylosses._elementwise.softmax_focal_slope`). The forward pass is the
-    definition's own composition (``log_softmax``, the label's term of
-    :func:`~arraylosses._elementwise.softmax_focal_terms`); autograd through it
-    saves the log-probabilities and then allocates the gather's zero-filled gradient
-    and the softmax backward's result as well. A second backward, a batched output
-    gradient or ``create_graph=True`` take the out-of-place formula of the saved
-    input, which autograd can differentiate again.
+    (:func:`~arraylosses._elementwise.softmax_focal_slope`). The loss needs only the
+    label's log-probability, ``log p_y``, the log of the gathered probability (as
+    accurate as ``log_softmax``'s, :func:`_label_log_prob`): one exponential per
+    element in all, where autograd through ``log_softmax`` takes two and allocates
+    the gather's zero-filled gradient and the softmax backward's result besides. A
+    second backward, a batched output gradient or ``create_graph=True`` take the
+    out-of-place formula of the saved input, which autograd can differentiate again.
     """
 
     @staticmethod
@@ -387,11 +387,12 @@ class ReducedSoftmaxFocal(torch.autograd.Function):
         alpha: torch.Tensor | None,
         scale: float,
     ) -> torch.Tensor:
-        log_p = F.log_softmax(x, dim=axis)
-        total, slope = _label_terms(log_p, index, axis, gamma, epsilon, alpha)
+        p = torch.softmax(x, dim=axis)
+        log_p_y = _label_log_prob(x, p, index, axis)
+        total, slope = _label_terms(log_p_y, index, axis, gamma, epsilon, alpha)
         ctx.save_for_backward(x, index)
         ctx.axis, ctx.gamma, ctx.epsilon, ctx.alpha, ctx.scale = axis, gamma, epsilon, alpha, scale
-        ctx.log_p, ctx.slope = log_p, slope  # kept on ctx: backward overwrites log_p
+        ctx.p, ctx.slope = p, slope  # kept on ctx: backward overwrites p and gives it away
         return total * scale
 
     @staticmethod
@@ -401,35 +402,52 @@ class ReducedSoftmaxFocal(torch.autograd.Function):
             return (None, *nothing)
         x, index = ctx.saved_tensors
         axis = ctx.axis
-        log_p, ctx.log_p = ctx.log_p, None
+        p, ctx.p = ctx.p, None  # (no reference left here: autograd can keep it as x.grad)
         batched = transform_state((grad_output,), wrapped_only=True)[0]
-        if log_p is None or torch.is_grad_enabled() or batched:
+        if p is None or torch.is_grad_enabled() or batched:
             # out of place, from the saved input (differentiable again), with the same
             # arithmetic as below: a second backward gives the same bits
-            fresh = F.log_softmax(x, dim=axis)
-            _, slope = _label_terms(fresh, index, axis, ctx.gamma, ctx.epsilon, ctx.alpha)
+            fresh = torch.softmax(x, dim=axis)
+            log_p_y = _label_log_prob(x, fresh, index, axis)
+            _, slope = _label_terms(log_p_y, index, axis, ctx.gamma, ctx.epsilon, ctx.alpha)
             w = (slope * (grad_output * ctx.scale)).unsqueeze(axis)
             if batched:  # (a batch of output gradients: a one-hot, no scatter)
                 onehot = torch.zeros_like(fresh).scatter_(axis, index, 1.0)
-                return ((onehot - fresh.exp()) * w, *nothing)
-            return ((fresh.exp() * -w).scatter_add(axis, index, w), *nothing)
+                return ((onehot - fresh) * w, *nothing)
+            return ((fresh * -w).scatter_add(axis, index, w), *nothing)
         w = (ctx.slope * (grad_output * ctx.scale)).unsqueeze(axis)
-        grad = log_p.exp_().mul_(-w)  # -w p, in the saved buffer
+        grad = p.mul_(-w)  # -w p, in the saved buffer
         grad.scatter_add_(axis, index, w)  # + w at the label
         return (grad, *nothing)
 
 
+def _label_log_prob(
+    x: torch.Tensor, p: torch.Tensor, index: torch.Tensor, axis: int
+) -> torch.Tensor:
+    """``log p_y`` (``axis`` removed) from the probabilities ``p = softmax(x)``: the log
+    of the gathered probability has the accuracy of ``log_softmax``'s
+    ``x_y - max - log(sum)`` (within an ulp of it, and the same rounding of ``1 - p``
+    for confident predictions) as long as ``p_y`` is a normal number; where one
+    underflows (a logit gap beyond about 87 in float32) every label's comes from
+    ``log_softmax`` instead (reading one flag is free on the CPU tensors this runs
+    on)."""
+    picked = p.gather(axis, index)
+    if bool((picked < torch.finfo(p.dtype).tiny).any()):
+        return F.log_softmax(x, dim=axis).gather(axis, index).squeeze(axis)
+    return torch.log(picked).squeeze(axis)
+
+
 def _label_terms(
-    log_p: torch.Tensor,
+    picked: torch.Tensor,
     index: torch.Tensor,
     axis: int,
     gamma: float,
     epsilon: float,
     alpha: torch.Tensor | None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """``(sum of the loss, dloss/d log p_y per element)`` of the label's class term."""
-    xp = array_namespace(log_p)
-    picked = log_p.gather(axis, index).squeeze(axis)
+    """``(sum of the loss, dloss/d log p_y per element)`` of the label's class term,
+    from the label's log-probability ``picked``."""
+    xp = array_namespace(picked)
     one_minus_p = -torch.expm1(picked)
     loss = softmax_focal_terms(poly_log_prob(picked, one_minus_p, epsilon), one_minus_p, gamma, xp)
     slope = softmax_focal_slope(picked, one_minus_p, gamma, epsilon, xp)
