@@ -7,6 +7,7 @@ the reduction.
 
 from __future__ import annotations
 
+import functools
 import numbers
 from collections.abc import Callable
 
@@ -147,30 +148,38 @@ def cross_entropy_by_definition(
     inputs: SoftmaxInputs, w: Array | None, poly_epsilon: float = 0.0
 ) -> Array:
     """:func:`cross_entropy` of validated inputs by its definition, on any backend."""
+    loss = inputs.backend.rowwise(
+        functools.partial(_cross_entropy_elements, w=w, poly_epsilon=poly_epsilon), inputs, w
+    )
+    if w is None or inputs.labels is None:
+        return inputs.finish(loss)
+    # PyTorch's rule: the mean divides by the summed weight of the kept labels.
+    xp = inputs.xp
+    w_label = inputs.class_values(w, inputs.label_masks()[0])
+    if inputs.keep is not None:
+        w_label = xp.where(inputs.keep, w_label, xp.zeros_like(w_label))
+    return inputs.finish(loss, xp.sum(w_label))
+
+
+def _cross_entropy_elements(inputs: SoftmaxInputs, w: Array | None, poly_epsilon: float) -> Array:
+    """The per-element cross-entropy (before ignored labels are zeroed)."""
     xp, ax = inputs.xp, inputs.axis
     log_p, scale = inputs.log_probs()
     if poly_epsilon != 0.0:
         log_p = poly_log_prob(log_p, _one_minus_p(inputs, log_p, scale), poly_epsilon / scale)
     if inputs.labels is None:
         q = inputs.dist if w is None else inputs.broadcast_class(w) * inputs.dist
-        return inputs.finish(_times(scale, cross_entropy_of_distribution(log_p, q, ax, xp)))
+        return _times(scale, cross_entropy_of_distribution(log_p, q, ax, xp))
     labels, _, _ = inputs.label_masks()
     picked = inputs.take_class(log_p, labels)
     if w is None:
         row_sum = None if inputs.b == 0.0 else inputs.row_sum(log_p)
-        return inputs.finish(
-            _times(scale, cross_entropy_of_labels(picked, row_sum, inputs.a, inputs.b))
-        )
+        return _times(scale, cross_entropy_of_labels(picked, row_sum, inputs.a, inputs.b))
     w_label = inputs.class_values(w, labels)
     row_sum = None
     if inputs.b != 0.0:
         row_sum = inputs.row_sum(log_p, inputs.broadcast_class(w))
-    loss = cross_entropy_of_labels(picked, row_sum, inputs.a, inputs.b, w_label)
-    # PyTorch's rule: the mean divides by the summed weight of the kept labels.
-    if inputs.keep is not None:
-        w_label = xp.where(inputs.keep, w_label, xp.zeros_like(w_label))
-    denominator = xp.sum(w_label)
-    return inputs.finish(_times(scale, loss), denominator)
+    return _times(scale, cross_entropy_of_labels(picked, row_sum, inputs.a, inputs.b, w_label))
 
 
 @quiet_overflow
@@ -288,6 +297,25 @@ def softmax_focal_loss(
         reduced = inputs.backend.reduced_softmax_focal(inputs, alpha_vec, alpha_scalar, g, eps)
         if reduced is not None:
             return inputs.cast(reduced)
+    elements = functools.partial(_focal_elements, alpha_vec=alpha_vec, gamma=g, epsilon=eps)
+    if isinstance(g, float):  # row-wise (a callable or an array gamma is not cut)
+        loss = inputs.backend.rowwise(elements, inputs, alpha_vec)
+    else:
+        loss = elements(inputs)
+    if alpha_scalar is not None:
+        loss = alpha_scalar * loss
+    return inputs.finish(loss)
+
+
+def _focal_elements(
+    inputs: SoftmaxInputs,
+    alpha_vec: Array | None,
+    gamma: float | Array | Callable[[Array], Array],
+    epsilon: float,
+) -> Array:
+    """The per-element softmax focal loss, without a float alpha (before ignored labels
+    are zeroed)."""
+    xp, x, g, eps = inputs.xp, inputs.x, gamma, epsilon
     log_p, scale = inputs.log_probs()
     if inputs.labels is None or inputs.b != 0.0:
         one_minus_p = _one_minus_p(inputs, log_p, scale)
@@ -325,6 +353,4 @@ def softmax_focal_loss(
         loss = -softmax_focal_terms(log_term, one_minus_p, g, xp)
         if alpha_vec is not None:
             loss = inputs.class_values(alpha_vec, labels) * loss
-    if alpha_scalar is not None:
-        loss = alpha_scalar * loss
-    return inputs.finish(_times(scale, loss))
+    return _times(scale, loss)

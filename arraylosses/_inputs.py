@@ -11,6 +11,8 @@ for it.
 
 from __future__ import annotations
 
+import copy
+import math
 from typing import Any
 
 from ._backends import Backend, backend_of, masked_take
@@ -306,6 +308,35 @@ class SoftmaxInputs(_Inputs):
             # ([..., None] rather than expand_dims: unknown Dask sizes)
             mask = xp.moveaxis(mask[..., None], -1, self.axis)
         return xp.where(mask, values, xp.zeros_like(values))
+
+    def block_cuts(self, size: int) -> list[tuple[slice, ...]]:
+        """Index tuples that cut the logits into consecutive blocks of about ``size``
+        values along the first axis that is not the class axis (one block, the
+        whole, where there is nothing to cut or a ``where`` mask would have to be
+        cut too). Every softmax loss is row-wise -- an element's loss depends on its
+        own row of logits and its own target only -- so a per-element loss can be
+        evaluated block by block (:meth:`block`) and concatenated along axis 0."""
+        x = self.x
+        whole: list[tuple[slice, ...]] = [(slice(None),)]
+        if x.ndim < 2 or self.where is not None:
+            return whole
+        d = 1 if self.axis == 0 else 0
+        n = int(x.shape[d])
+        step = max(1, size // max(1, math.prod(int(m) for m in x.shape) // max(n, 1)))
+        if step >= n:
+            return whole
+        return [(slice(None),) * d + (slice(i, i + step),) for i in range(0, n, step)]
+
+    def block(self, cut: tuple[slice, ...]) -> SoftmaxInputs:
+        """These inputs restricted to one block of :meth:`block_cuts` (views; masks
+        and distributions are computed afresh for the block when asked for)."""
+        sub = copy.copy(self)
+        sub.x = self.x[cut]
+        # class indices have no class axis: the cut axis is their axis 0 either way
+        sub.targets = self.targets[cut if self.labels is None else cut[-1:]]
+        sub.labels = None if self.labels is None else sub.targets
+        sub._masks = sub._dist = None
+        return sub
 
     # What the definitions need, computed when first asked for.
 

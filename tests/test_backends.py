@@ -955,6 +955,87 @@ def test_torch_softmax_focal_kernel_where_the_label_probability_underflows(xp, d
 
 
 @torch_only
+@pytest.mark.parametrize(
+    "case",
+    [
+        ("softmax_focal_loss", {"label_smoothing": 0.1}),
+        ("softmax_focal_loss", {"ignore_index": 2, "alpha": [1.0, 2.0, 0.5, 3.0, 1.5]}),
+        ("softmax_focal_loss", {"gamma": 0.5, "poly_epsilon": 1.0, "smoothing": "others",
+                                "label_smoothing": 0.2}),
+        ("softmax_focal_loss", {"targets": "distribution", "alpha": 0.25}),
+        ("cross_entropy", {"poly_epsilon": 2.0, "ignore_index": 1}),
+        ("cross_entropy", {"smoothing": [0.1, 0.2, 0.3, 0.2, 0.2], "label_smoothing": 0.3,
+                           "weight": [1.0, 2.0, 0.5, 3.0, 1.5]}),
+        ("cross_entropy", {"targets": "distribution"}),
+    ],
+    ids=str,
+)  # fmt: skip
+@pytest.mark.parametrize("layout", ["axis=1", "axis=-1", "axis=0"])
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+def test_torch_rowwise_blocks_gradient_equals_the_definition(
+    xp, device, monkeypatch, case, layout, reduction
+):
+    """The row blocks' autograd function (``RowwiseLoss``, blocks of 16 logits here)
+    against autograd through the whole definition (torch.func.grad takes it, as it
+    takes every transform): gradients for a random output gradient, a second backward
+    (the same bits), and create_graph=True (a Hessian-vector product)."""
+    import torch
+
+    from arraylosses._backends import _torch
+
+    monkeypatch.setattr(_torch, "ROW_BLOCK", 16)
+    name, options = case
+    opts = dict(options)
+    rng = np.random.default_rng(23)
+    shape, axis = {"axis=1": ((3, 5, 2, 4), 1), "axis=-1": ((3, 2, 4, 5), -1),
+                   "axis=0": ((5, 12, 2), 0)}[layout]  # fmt: skip
+    x_np = rng.normal(0, 3, shape)
+    x_np.flat[::11] = 30.0  # confident rows
+    label_shape = tuple(n for i, n in enumerate(shape) if i != axis % len(shape))
+    if opts.pop("targets", None) == "distribution":
+        t = torch.tensor(np.moveaxis(rng.dirichlet(np.ones(5), label_shape), -1, axis))
+    else:
+        t = torch.tensor(rng.integers(0, 5, label_shape))
+    for key in ("alpha", "weight", "smoothing"):
+        if isinstance(opts.get(key), list):
+            opts[key] = torch.tensor(opts[key], dtype=torch.float64)
+    fn = getattr(al, name)
+
+    def loss_of(z: Any) -> Any:
+        return fn(z, t, axis=axis, reduction=reduction, **opts)
+
+    x = torch.tensor(x_np, requires_grad=True)
+    loss = loss_of(x)
+    assert any(type(f).__name__ == "RowwiseLossBackward" for f in _graph(loss.grad_fn))
+    v = torch.tensor(rng.normal(size=tuple(loss.shape)))
+    (got,) = torch.autograd.grad(loss, x, v, retain_graph=True)
+    (again,) = torch.autograd.grad(loss, x, v, retain_graph=True)
+    want, want_value = torch.func.grad_and_value(lambda z: (loss_of(z) * v).sum())(x.detach())
+    assert_close(got, want, rtol=1e-12, atol=1e-15)
+    assert torch.equal(got, again)
+    assert_close((loss * v).sum().detach(), want_value, rtol=1e-12, atol=0)  # the value
+    u = torch.tensor(rng.normal(size=shape))
+    (first,) = torch.autograd.grad(loss, x, v, create_graph=True)
+    (hvp,) = torch.autograd.grad((first * u).sum(), x)
+    want_hvp = torch.func.grad(
+        lambda z: (torch.func.grad(lambda w: (loss_of(w) * v).sum())(z) * u).sum()
+    )(x.detach())
+    assert_close(hvp, want_hvp, rtol=1e-10, atol=1e-13)
+
+
+def _graph(node: Any) -> list[Any]:
+    """Every node of an autograd graph below ``node``."""
+    seen, stack = [], [node]
+    while stack:
+        n = stack.pop()
+        if n is None or n in seen:
+            continue
+        seen.append(n)
+        stack.extend(f for f, _ in n.next_functions)
+    return seen
+
+
+@torch_only
 def test_torch_softmax_focal_kernel_only_where_it_applies(xp, device):
     """Smoothing, ignore_index, where, probabilities, a gamma array and no gradient
     take the definition."""

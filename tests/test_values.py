@@ -460,6 +460,39 @@ def test_softmax_focal_loss(xp, backend, device, dtype, name):
     check_loss(softmax_focal_loss, ref.softmax_focal_loss, mk, logits, targets, **options)
 
 
+@pytest.fixture
+def small_row_blocks(backend: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Row blocks of 16 logits on the backends that evaluate softmax losses block by
+    block (``Backend.rowwise``), so that every case below is cut into many blocks."""
+    if backend not in ("numpy", "torch"):
+        pytest.skip(f"{backend} evaluates softmax losses as one block")
+    from arraylosses._backends import _numpy
+
+    monkeypatch.setattr(_numpy, "ROW_BLOCK", 16)
+    if backend == "torch":
+        from arraylosses._backends import _torch
+
+        monkeypatch.setattr(_torch, "ROW_BLOCK", 16)
+
+
+@pytest.mark.parametrize("dtype", FLOATS)
+@pytest.mark.parametrize("name", list(CE_CASES))
+def test_cross_entropy_by_row_blocks(xp, backend, device, dtype, name, small_row_blocks):
+    """The blockwise evaluation of the definition against the float64 reference."""
+    logits, targets, options = build_softmax_case(name, CE_CASES[name], "weight")
+    mk = Maker(xp, backend, device, dtype)
+    check_loss(cross_entropy, ref.cross_entropy, mk, logits, targets, **options)
+
+
+@pytest.mark.parametrize("dtype", FLOATS)
+@pytest.mark.parametrize("name", list(SFOCAL_CASES))
+def test_softmax_focal_loss_by_row_blocks(xp, backend, device, dtype, name, small_row_blocks):
+    """The blockwise evaluation of the definition against the float64 reference."""
+    logits, targets, options = build_softmax_case(name, SFOCAL_CASES[name], "alpha")
+    mk = Maker(xp, backend, device, dtype)
+    check_loss(softmax_focal_loss, ref.softmax_focal_loss, mk, logits, targets, **options)
+
+
 def test_all_ignored_cross_entropy_is_nan_mean_zero_sum(xp, backend, device):
     """PyTorch's rule: every target ignored → mean NaN (0/0), sum 0, none all zeros."""
     mk = Maker(xp, backend, device, "float64")

@@ -32,6 +32,14 @@ class SoftmaxCall(Protocol):
     where: Array | None  # the elements that count (None: all)
     normalizer: float | Array | None
 
+    def block_cuts(self, size: int) -> list[tuple[slice, ...]]:
+        """Index tuples cutting ``x`` into row blocks of about ``size`` values."""
+        ...
+
+    def block(self, cut: tuple[slice, ...]) -> SoftmaxCall:
+        """These inputs restricted to one block."""
+        ...
+
 
 class Backend:
     """The generic array-API behaviour; a library's module subclasses what differs.
@@ -130,6 +138,16 @@ class Backend:
         """``sum`` or ``mean`` of the softmax focal loss of class indices without
         smoothing, by a route with an analytic gradient."""
         return None
+
+    def rowwise(
+        self, elements: Callable[[Any], Array], inputs: SoftmaxCall, parameter: Array | None
+    ) -> Array:
+        """``elements(inputs)``: the per-element loss of a softmax loss, whose every
+        element depends on its own row of logits and its own target only (and on
+        ``parameter``, a per-class vector, if any). A backend whose whole-array
+        temporaries cost more than their arithmetic evaluates it block by block
+        (``inputs.block_cuts``); the definition is the same either way."""
+        return elements(inputs)
 
 
 class HostBackend(Backend):

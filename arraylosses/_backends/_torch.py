@@ -22,6 +22,7 @@ forward-mode AD) takes the definitions, which compile and transform as they are.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, Protocol
 
 import torch
@@ -44,6 +45,10 @@ from ._generic import Backend, SoftmaxCall, array_namespace
 # still split over two threads. Elsewhere one block is the whole array (one launch
 # per operation).
 BLOCK = 1 << 16
+# Logits per block of a row-wise softmax loss on CPU (:class:`RowwiseLoss`, measured
+# with benchmark case (g)): a block's temporaries and autograd graph stay in cache and
+# in the heap, where the whole array's are fresh page-faulting allocations.
+ROW_BLOCK = 1 << 20
 _BFLOAT16, _FLOAT16 = torch.bfloat16, torch.float16
 
 
@@ -173,6 +178,23 @@ class TorchBackend(Backend):
         apply: Any = ReducedSoftmaxFocal.apply
         total: torch.Tensor = apply(x, index, inputs.axis, gamma, epsilon, alpha_vec, scale)
         return total
+
+    def rowwise(
+        self, elements: Callable[[Any], Array], inputs: SoftmaxCall, parameter: Array | None
+    ) -> Array:
+        x = inputs.x
+        if not inputs.eager or x.numel() < 2 * ROW_BLOCK:
+            return elements(inputs)
+        cuts = inputs.block_cuts(ROW_BLOCK)
+        if len(cuts) == 1:
+            return elements(inputs)
+        if not (x.requires_grad and torch.is_grad_enabled()):
+            return torch.cat([elements(inputs.block(cut)) for cut in cuts])
+        if inputs.targets.requires_grad or (parameter is not None and parameter.requires_grad):
+            return elements(inputs)  # (only the logits' gradient is evaluated by blocks)
+        apply: Any = RowwiseLoss.apply
+        loss: torch.Tensor = apply(x, elements, inputs, cuts)
+        return loss
 
     def cross_entropy(self, inputs: SoftmaxCall, weight: Array | None) -> Array | None:
         x, targets = inputs.x, inputs.targets
@@ -419,6 +441,78 @@ class ReducedSoftmaxFocal(torch.autograd.Function):
         grad = p.mul_(-w)  # -w p, in the saved buffer
         grad.scatter_add_(axis, index, w)  # + w at the label
         return (grad, *nothing)
+
+
+class RowwiseLoss(torch.autograd.Function):
+    """The per-element loss of a row-wise softmax loss (``Backend.rowwise``), evaluated
+    block by block with each block's gradient taken at once, by autograd through the
+    definition on that block alone, and written into one full-size buffer.
+
+    An element's loss depends on its own row of logits only, so the gradient of
+    ``sum_i g_i loss_i`` is every row's gradient times its ``g_i``: the backward pass
+    scales the buffer in place by the output gradient broadcast along the class axis
+    and hands it over. Autograd through the whole array would keep every
+    intermediate of the definition at full size until the backward pass; here each
+    exists for one block at a time. A second backward evaluates the blocks again,
+    a batched output gradient multiplies out of place, and ``create_graph=True``
+    differentiates the definition of the whole array, which autograd can
+    differentiate again.
+    """
+
+    @staticmethod
+    def forward(
+        ctx: Any,
+        x: torch.Tensor,
+        elements: Callable[[Any], torch.Tensor],
+        inputs: SoftmaxCall,
+        cuts: list[tuple[slice, ...]],
+    ) -> torch.Tensor:
+        grad = torch.empty_like(x)
+        loss = _rowwise_blocks(elements, inputs, cuts, grad)
+        ctx.save_for_backward(x)
+        ctx.elements, ctx.inputs, ctx.cuts, ctx.grad = elements, inputs, cuts, grad
+        return loss
+
+    @staticmethod
+    def backward(ctx: Any, grad_output: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
+        nothing = (None,) * 3
+        if not ctx.needs_input_grad[0]:
+            return (None, *nothing)
+        (x,) = ctx.saved_tensors
+        if torch.is_grad_enabled():  # create_graph=True: differentiable again
+            loss = ctx.elements(ctx.inputs)
+            (grad,) = torch.autograd.grad(loss, x, grad_output, create_graph=True)
+            return (grad, *nothing)
+        per_row = grad_output.unsqueeze(ctx.inputs.axis)
+        grad, ctx.grad = ctx.grad, None
+        if grad is None:  # a second backward (retain_graph=True): the buffer was given away
+            grad = torch.empty_like(x)
+            _rowwise_blocks(ctx.elements, ctx.inputs, ctx.cuts, grad)
+        if transform_state((grad_output,), wrapped_only=True)[0]:
+            ctx.grad = grad  # a batched output gradient: keep the unbatched buffer
+            return (grad * per_row, *nothing)
+        return (grad.mul_(per_row), *nothing)
+
+
+def _rowwise_blocks(
+    elements: Callable[[Any], torch.Tensor],
+    inputs: SoftmaxCall,
+    cuts: list[tuple[slice, ...]],
+    grad: torch.Tensor,
+) -> torch.Tensor:
+    """The per-element loss block by block (concatenated); writes each block's
+    gradient of its summed loss into ``grad`` (the shape of the logits)."""
+    parts = []
+    with torch.enable_grad():
+        for cut in cuts:
+            block = inputs.block(cut)
+            leaf = block.x.detach().requires_grad_()
+            block.x = leaf
+            loss = elements(block)
+            (block_grad,) = torch.autograd.grad(loss.sum(), leaf)
+            grad[cut].copy_(block_grad)
+            parts.append(loss.detach())
+    return torch.cat(parts)
 
 
 def _label_log_prob(
