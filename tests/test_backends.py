@@ -820,11 +820,71 @@ def test_torch_cross_entropy_definition_is_reachable(xp, device):
     t = to_xp(xp, device, np.array([0, 1, 2]))
     if device.type == "cpu":
         assert native_cross_entropy(x, t, -1, None, None, 0.0, "uniform", "mean") is not None
-        assert "Nll" in graph_nodes(al.cross_entropy(x, t))
+        # with a gradient wanted the label kernel, with smoothing F.cross_entropy
+        assert "ReducedSoftmaxFocal" in graph_nodes(al.cross_entropy(x, t))
+        assert "Nll" in graph_nodes(al.cross_entropy(x, t, label_smoothing=0.1))
     assert "Nll" not in graph_nodes(pure_cross_entropy(x, t))
     assert_close(
         pure_cross_entropy(x, t).detach(), al.cross_entropy(x, t).detach(), rtol=1e-15, atol=0
     )
+
+
+@torch_only
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize(
+    "options",
+    [{}, {"weight": "array"}, {"ignore_index": 2}, {"ignore_index": -100, "weight": "array"}],
+    ids=str,
+)
+@pytest.mark.parametrize("layout", ["axis=1", "axis=-1"])
+@pytest.mark.parametrize("reduction", ["mean", "sum"])
+def test_torch_cross_entropy_kernel_against_pytorch(xp, device, dtype, options, layout, reduction):
+    """With a gradient wanted, class-index cross-entropy without smoothing is the label
+    kernel (gamma 0): its value and gradient are F.cross_entropy's (PyTorch's own
+    autograd), with weights, ignored labels and confident pixels."""
+    import torch
+    import torch.nn.functional as F
+
+    rng = np.random.default_rng(29)
+    shape, axis = ((2, 5, 3, 4), 1) if layout == "axis=1" else ((2, 3, 4, 5), -1)
+    x_np = rng.normal(0, 4, shape)
+    x_np.flat[::7] = 40.0
+    label_shape = tuple(n for i, n in enumerate(shape) if i != axis % 4)
+    t_np = rng.integers(0, 5, label_shape)
+    opts = dict(options)
+    if "ignore_index" in opts:
+        t_np = np.where(rng.uniform(size=label_shape) < 0.3, opts["ignore_index"], t_np)
+    dt = getattr(torch, dtype)
+    if opts.get("weight") == "array":
+        opts["weight"] = torch.tensor(rng.uniform(0.1, 2.0, 5), dtype=dt, device=device)
+    t = torch.tensor(t_np, device=device)
+    x = torch.tensor(x_np, dtype=dt, device=device, requires_grad=True)
+    loss = al.cross_entropy(x, t, axis=axis, reduction=reduction, **opts)
+    assert "ReducedSoftmaxFocal" in graph_nodes(loss)
+    (got,) = torch.autograd.grad(loss, x)
+    ref_x = x.detach().clone().requires_grad_(True)
+    want = F.cross_entropy(torch.movedim(ref_x, axis, 1), t, reduction=reduction, **opts)
+    (want_grad,) = torch.autograd.grad(want, ref_x)
+    assert_close(loss.detach(), want.detach(), rtol=RTOL[dtype], atol=0)
+    assert_close(got, want_grad, rtol=RTOL[dtype] * 10, atol=RTOL[dtype] * 1e-3)
+
+
+@torch_only
+def test_torch_cross_entropy_kernel_leaves_an_all_ignored_mean_to_the_definition(xp, device):
+    """Every label ignored: the mean is NaN, its gradient 0 (the definition's), and
+    the sum 0, whichever path runs."""
+    import torch
+
+    x = torch.randn(4, 3, dtype=torch.float64, device=device, requires_grad=True)
+    t = torch.full((4,), -100, device=device)
+    for fn in (al.cross_entropy, al.softmax_focal_loss):
+        loss = fn(x, t, ignore_index=-100)
+        assert torch.isnan(loss)
+        assert "ReducedSoftmaxFocal" not in graph_nodes(loss)
+        total = fn(x, t, ignore_index=-100, reduction="sum")
+        assert float(total.detach()) == 0.0
+        (grad,) = torch.autograd.grad(total, x)
+        assert torch.equal(grad, torch.zeros_like(x))
 
 
 @torch_only
@@ -889,6 +949,7 @@ def test_torch_fused_log_sigmoid_pair_against_the_primitive(dtype: str) -> None:
         {"gamma": 0.5, "alpha": 0.3},
         {"gamma": 3.5, "alpha": [1.0, 2.0, 0.5, 3.0, 1.5], "poly_epsilon": 1.0},
         {"gamma": 2.0, "poly_epsilon": -0.5},
+        {"gamma": 2.0, "ignore_index": 1, "alpha": [1.0, 2.0, 0.5, 3.0, 1.5]},
     ],
     ids=str,
 )
@@ -959,7 +1020,8 @@ def test_torch_softmax_focal_kernel_where_the_label_probability_underflows(xp, d
     "case",
     [
         ("softmax_focal_loss", {"label_smoothing": 0.1}),
-        ("softmax_focal_loss", {"ignore_index": 2, "alpha": [1.0, 2.0, 0.5, 3.0, 1.5]}),
+        ("softmax_focal_loss", {"ignore_index": 2, "alpha": [1.0, 2.0, 0.5, 3.0, 1.5],
+                                "label_smoothing": 0.05}),
         ("softmax_focal_loss", {"gamma": 0.5, "poly_epsilon": 1.0, "smoothing": "others",
                                 "label_smoothing": 0.2}),
         ("softmax_focal_loss", {"targets": "distribution", "alpha": 0.25}),
@@ -1037,17 +1099,17 @@ def _graph(node: Any) -> list[Any]:
 
 @torch_only
 def test_torch_softmax_focal_kernel_only_where_it_applies(xp, device):
-    """Smoothing, ignore_index, where, probabilities, a gamma array and no gradient
-    take the definition."""
+    """Smoothing, where, a normalizer, a gamma array, no reduction and no gradient
+    take the definition; ignore_index takes the kernel."""
     import torch
 
     x = torch.randn(6, 4, dtype=torch.float64, device=device, requires_grad=True)
     t = torch.tensor([0, 1, 2, 3, 0, 1], device=device)
     kernel = "ReducedSoftmaxFocalBackward"
     assert type(al.softmax_focal_loss(x, t).grad_fn).__name__ == kernel
+    assert type(al.softmax_focal_loss(x, t, ignore_index=1).grad_fn).__name__ == kernel
     for options in (
         {"label_smoothing": 0.1},
-        {"ignore_index": 1},
         {"where": t > 0},
         {"gamma": torch.full((6, 4), 2.0, dtype=torch.float64, device=device)},
         {"reduction": "none"},

@@ -6,9 +6,15 @@ one place that reads torch internals.
   ``torch.func`` batching rule).
 - ``cross_entropy`` of eager CPU tensors with class indices is
   ``torch.nn.functional.cross_entropy`` itself, called with the inputs the validator
-  has already checked: the contract
-  *is* PyTorch's cross-entropy, and its fused kernel is what the array-API path
-  cannot match (about 1.5x slower).
+  has already checked (the contract *is* PyTorch's cross-entropy, and its fused
+  kernel is what the array-API path cannot match, about 1.5x slower) -- except with
+  a gradient wanted and no smoothing, where the label kernel below is faster still.
+- The softmax focal loss and cross-entropy of class indices without smoothing, with
+  a gradient wanted, go through :class:`ReducedSoftmaxFocal` (:meth:`TorchBackend.label_kernel`):
+  one exponential per logit and one saved buffer, which the backward pass turns into
+  the analytic gradient.
+- Other softmax losses on large eager CPU tensors are evaluated by row blocks
+  (:meth:`TorchBackend.rowwise`, :class:`RowwiseLoss`).
 - The reduced sigmoid focal loss of eager tensors goes through
   :class:`ReducedElementwiseLoss`: autograd through the formula saves a dozen
   full-size intermediates; this function evaluates the loss block by block and, when
@@ -153,12 +159,33 @@ class TorchBackend(Backend):
         gamma: float,
         epsilon: float,
     ) -> Array | None:
+        # alpha never enters the mean's denominator
+        factor = 1.0 if alpha_scalar is None else alpha_scalar
+        return self.label_kernel(inputs, alpha_vec, gamma, epsilon, False, factor)
+
+    def label_kernel(
+        self,
+        inputs: SoftmaxCall,
+        class_weight: torch.Tensor | None,
+        gamma: float,
+        epsilon: float,
+        weighted_mean: bool,
+        factor: float = 1.0,
+    ) -> torch.Tensor | None:
+        """``sum`` or ``mean`` of the softmax focal loss (cross-entropy at gamma 0) of
+        class indices without smoothing, each label's term times
+        ``class_weight[label]``, by :class:`ReducedSoftmaxFocal`; ignored labels count
+        nowhere. ``"mean"`` divides by the kept labels' summed weight
+        (``weighted_mean``, PyTorch's cross-entropy) or their number (the focal loss);
+        ``factor`` multiplies the result. None where it does not apply: no gradient
+        wanted (the definition is the same composition then), a trace or transform, a
+        weight that wants a gradient, a mask or normalizer, a scaled compute dtype, or
+        a denominator of 0 (the definition's NaN mean and zero gradient)."""
         x, labels = inputs.x, inputs.labels
         if not (
             inputs.eager
             and inputs.from_logits
             and labels is not None
-            and inputs.ignore is None
             and inputs.where is None
             and inputs.normalizer is None
             and inputs.reduction != "none"
@@ -167,16 +194,30 @@ class TorchBackend(Backend):
             and x.numel() > 0
             and self.log_prob_scale(inputs.out_dtype, x.dtype, inputs.num_classes) == 1.0
         ):
-            # (without a gradient to compute the definition is the same composition)
             return None
-        if (alpha_vec is not None and alpha_vec.requires_grad) or transform_state((x,))[1]:
+        if (class_weight is not None and class_weight.requires_grad) or transform_state((x,))[1]:
             return None
-        index = labels.long().unsqueeze(inputs.axis)
-        scale = 1.0 / labels.numel() if inputs.reduction == "mean" else 1.0
-        if alpha_scalar is not None:
-            scale *= alpha_scalar
+        labels = labels.long()
+        kept = None
+        if inputs.ignore is not None:
+            keep = labels != inputs.ignore
+            labels = torch.where(keep, labels, 0)  # (any class: its term is weighted by 0)
+            kept = keep.to(x.dtype)
+        weight = None if class_weight is None else class_weight[labels]
+        if kept is not None:
+            weight = kept if weight is None else weight * kept
+        scale = factor
+        if inputs.reduction == "mean":
+            if weighted_mean and weight is not None:
+                denominator = float(weight.sum())
+            else:
+                denominator = float(labels.numel()) if kept is None else float(kept.sum())
+            if denominator == 0.0:
+                return None
+            scale /= denominator
         apply: Any = ReducedSoftmaxFocal.apply
-        total: torch.Tensor = apply(x, index, inputs.axis, gamma, epsilon, alpha_vec, scale)
+        total: torch.Tensor = apply(x, labels.unsqueeze(inputs.axis), inputs.axis, gamma, epsilon,
+                                    weight, scale)  # fmt: skip
         return total
 
     def rowwise(
@@ -208,6 +249,13 @@ class TorchBackend(Backend):
             # F.cross_entropy is not differentiable in its weight, and its smoothing
             # term multiplies a zero weight by a masked class's -inf
             return None
+        if inputs.b == 0.0:
+            # with a gradient wanted: the kernel's one exponential per logit and one
+            # saved buffer (F.cross_entropy's backward exponentiates again and
+            # allocates two more); its mean divides by the kept labels' summed weight
+            out = self.label_kernel(inputs, weight, 0.0, 0.0, weighted_mean=True)
+            if out is not None:
+                return out if out.dtype is inputs.out_dtype else out.to(inputs.out_dtype)
         # "others" smoothing is PyTorch's uniform smoothing with eps' = b K: both are
         # q' = a q + b with a + b K = 1. Beyond eps' = 1 PyTorch refuses it.
         torch_eps = inputs.b * inputs.num_classes
@@ -385,7 +433,8 @@ class ReducedElementwiseLoss(torch.autograd.Function):
 
 
 class ReducedSoftmaxFocal(torch.autograd.Function):
-    """``scale * sum`` of the softmax focal loss of class indices (no smoothing), with
+    """``scale * sum`` of the softmax focal loss of class indices (no smoothing), each
+    label's term times its ``weight`` (a class weight, 0 for an ignored label), with
     its gradient written analytically into the one full-size buffer the forward pass
     keeps: the probabilities ``p = softmax(x)``, overwritten in place by
     ``w (onehot - p)`` in the backward pass, where ``w = dloss/d log p_y`` per element
@@ -406,14 +455,20 @@ class ReducedSoftmaxFocal(torch.autograd.Function):
         axis: int,
         gamma: float,
         epsilon: float,
-        alpha: torch.Tensor | None,
+        weight: torch.Tensor | None,
         scale: float,
     ) -> torch.Tensor:
         p = torch.softmax(x, dim=axis)
         log_p_y = _label_log_prob(x, p, index, axis)
-        total, slope = _label_terms(log_p_y, index, axis, gamma, epsilon, alpha)
+        total, slope = _label_terms(log_p_y, gamma, epsilon, weight)
         ctx.save_for_backward(x, index)
-        ctx.axis, ctx.gamma, ctx.epsilon, ctx.alpha, ctx.scale = axis, gamma, epsilon, alpha, scale
+        ctx.axis, ctx.gamma, ctx.epsilon, ctx.weight, ctx.scale = (
+            axis,
+            gamma,
+            epsilon,
+            weight,
+            scale,
+        )
         ctx.p, ctx.slope = p, slope  # kept on ctx: backward overwrites p and gives it away
         return total * scale
 
@@ -431,7 +486,7 @@ class ReducedSoftmaxFocal(torch.autograd.Function):
             # arithmetic as below: a second backward gives the same bits
             fresh = torch.softmax(x, dim=axis)
             log_p_y = _label_log_prob(x, fresh, index, axis)
-            _, slope = _label_terms(log_p_y, index, axis, ctx.gamma, ctx.epsilon, ctx.alpha)
+            _, slope = _label_terms(log_p_y, ctx.gamma, ctx.epsilon, ctx.weight)
             w = (slope * (grad_output * ctx.scale)).unsqueeze(axis)
             if batched:  # (a batch of output gradients: a one-hot, no scatter)
                 onehot = torch.zeros_like(fresh).scatter_(axis, index, 1.0)
@@ -532,22 +587,16 @@ def _label_log_prob(
 
 
 def _label_terms(
-    picked: torch.Tensor,
-    index: torch.Tensor,
-    axis: int,
-    gamma: float,
-    epsilon: float,
-    alpha: torch.Tensor | None,
+    picked: torch.Tensor, gamma: float, epsilon: float, weight: torch.Tensor | None
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """``(sum of the loss, dloss/d log p_y per element)`` of the label's class term,
-    from the label's log-probability ``picked``."""
+    from the label's log-probability ``picked``, each times its ``weight``."""
     xp = array_namespace(picked)
     one_minus_p = -torch.expm1(picked)
     loss = softmax_focal_terms(poly_log_prob(picked, one_minus_p, epsilon), one_minus_p, gamma, xp)
     slope = softmax_focal_slope(picked, one_minus_p, gamma, epsilon, xp)
-    if alpha is not None:
-        a = alpha[index.squeeze(axis)]
-        loss, slope = a * loss, a * slope
+    if weight is not None:
+        loss, slope = weight * loss, weight * slope
     return -loss.sum(), -slope
 
 
