@@ -164,6 +164,11 @@ def cross_entropy_by_definition(
 def _cross_entropy_elements(inputs: SoftmaxInputs, w: Array | None, poly_epsilon: float) -> Array:
     """The per-element cross-entropy (before ignored labels are zeroed)."""
     xp, ax = inputs.xp, inputs.axis
+    if inputs.labels is not None and inputs.b == 0.0 and poly_epsilon == 0.0:
+        # only the label's log-probability counts
+        picked, scale = inputs.label_log_probs()
+        w_label = None if w is None else inputs.class_values(w, inputs.label_masks()[0])
+        return _times(scale, cross_entropy_of_labels(picked, None, 1.0, 0.0, w_label))
     log_p, scale = inputs.log_probs()
     if poly_epsilon != 0.0:
         log_p = poly_log_prob(log_p, _one_minus_p(inputs, log_p, scale), poly_epsilon / scale)
@@ -316,8 +321,8 @@ def _focal_elements(
     """The per-element softmax focal loss, without a float alpha (before ignored labels
     are zeroed)."""
     xp, x, g, eps = inputs.xp, inputs.x, gamma, epsilon
-    log_p, scale = inputs.log_probs()
     if inputs.labels is None or inputs.b != 0.0:
+        log_p, scale = inputs.log_probs()
         one_minus_p = _one_minus_p(inputs, log_p, scale)
         if callable(g):  # sample-dependent focusing, on each class's probability
             g = g(xp.exp(scale * log_p) if inputs.from_logits else x)
@@ -340,7 +345,7 @@ def _focal_elements(
     else:
         # Hard labels without smoothing: only the label's class term contributes.
         labels, _, _ = inputs.label_masks()
-        picked = inputs.take_class(log_p, labels)
+        picked, scale = inputs.label_log_probs()
         if inputs.from_logits:
             one_minus_p = -xp.expm1(scale * picked)
         else:

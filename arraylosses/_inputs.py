@@ -410,6 +410,18 @@ class SoftmaxInputs(_Inputs):
             return scaled_log_softmax(self.x, self.axis, scale, self.xp), scale
         return self.backend.log_softmax(self.x, self.axis, self.xp), 1.0
 
+    def label_log_probs(self) -> tuple[Array, float]:
+        """``(log p_y / scale, scale)`` of integer targets: the label's
+        log-probability alone (:meth:`log_probs` at the label), which a backend may
+        compute without the other classes' (``Backend.label_log_prob``)."""
+        labels = self.label_masks()[0]
+        if self.from_logits:
+            dtype, k = self.x.dtype, self.num_classes
+            if self.backend.log_prob_scale(self.out_dtype, dtype, k) == 1.0:
+                return self.backend.label_log_prob(self.x, labels, self.axis, self.xp), 1.0
+        log_p, scale = self.log_probs()
+        return self.take_class(log_p, labels), scale
+
     def per_class(self, value: object, name: str) -> Array:
         """A per-class parameter (weight, alpha) as an array of length K."""
         arr = as_parameter_array(value, name, self.xp, self.x)

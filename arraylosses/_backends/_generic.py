@@ -85,6 +85,13 @@ class Backend:
     def log_softmax(self, x: Array, axis: int, xp: Namespace) -> Array:
         return log_softmax(x, axis, xp)
 
+    def label_log_prob(self, x: Array, labels: Array, axis: int, xp: Namespace) -> Array:
+        """``log_softmax(x)`` at the labels' classes (``axis`` removed; labels in
+        range). A backend may compute it without the other classes'
+        log-probabilities, with the same arithmetic: ``(x_y - max) - log(sum(exp(x -
+        max)))``."""
+        return self.take_class(self.log_softmax(x, axis, xp), labels, axis, xp)
+
     def log_sigmoid_pair(self, x: Array, xp: Namespace) -> tuple[Array, Array]:
         """``(log sigmoid(x), log sigmoid(-x))``, by the library's fused kernel where
         it has one of the same accuracy."""

@@ -1,5 +1,5 @@
-"""JAX: traced or asynchronously dispatched arrays (never read), and its fused
-``log_softmax``.
+"""JAX: traced or asynchronously dispatched arrays (never read), its fused
+``log_softmax``, and the label's log-probability without the others'.
 
 Its default configuration (x64 off) has no float64, so bfloat16 is computed in the
 default floating dtype: float64 with x64 on, float32 otherwise.
@@ -25,3 +25,13 @@ class JaxBackend(Backend):
 
     def log_softmax(self, x: Array, axis: int, xp: Namespace) -> Array:
         return jax.nn.log_softmax(x, axis=axis)
+
+    def label_log_prob(self, x: Array, labels: Array, axis: int, xp: Namespace) -> Array:
+        # jax.nn.log_softmax's arithmetic at the label only: XLA does not fuse a gather
+        # into the full log-probabilities it reads, so gathering from them
+        # materialises all of them (2.5x the time at 10^6 x 80 logits)
+        if 0 in x.shape:
+            return super().label_log_prob(x, labels, axis, xp)
+        top = jax.lax.stop_gradient(xp.max(x, axis=axis, keepdims=True))
+        total = xp.sum(xp.exp(x - top), axis=axis)
+        return (self.take_class(x, labels, axis, xp) - xp.squeeze(top, axis=axis)) - xp.log(total)

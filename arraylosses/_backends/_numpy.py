@@ -44,19 +44,31 @@ class NumPyBackend(HostBackend):
         axis (channel-last segmentation logits) NumPy reduces every row in a
         separate inner loop, three to seven times slower than the arithmetic, so the
         maximum is taken column by column and the sum as a product with ones."""
-        k = int(x.shape[axis]) if x.ndim else 0
-        if axis % max(x.ndim, 1) != x.ndim - 1 or not 1 < k <= SHORT_AXIS:
+        rows = _short_rows(x, axis)
+        if rows is None:
             return super().log_softmax(x, axis, xp)
-        if x.size == 0 or not x.flags.c_contiguous:
-            return super().log_softmax(x, axis, xp)
-        rows = x.reshape(-1, k)
-        top = rows[:, 0].copy()
-        for c in range(1, k):
-            np.maximum(top, rows[:, c], out=top)
-        shifted = rows - top[:, None]
-        total = np.exp(shifted) @ np.ones(k, dtype=x.dtype)
+        shifted = rows - _column_max(rows)[:, None]
+        total = np.exp(shifted) @ np.ones(rows.shape[1], dtype=x.dtype)
         shifted -= np.log(total)[:, None]
         return shifted.reshape(x.shape)
+
+    def label_log_prob(self, x: Array, labels: Array, axis: int, xp: Namespace) -> Array:
+        # log_softmax's arithmetic at the label only: one full-size temporary, whose
+        # exponential is taken in place
+        if x.size == 0:
+            return super().label_log_prob(x, labels, axis, xp)
+        rows = _short_rows(x, axis)
+        if rows is not None:
+            shifted = rows - _column_max(rows)[:, None]
+            flat = labels.reshape(-1, 1)
+            picked = np.take_along_axis(shifted, flat, axis=1)[:, 0]
+            np.exp(shifted, out=shifted)
+            total = shifted @ np.ones(rows.shape[1], dtype=x.dtype)
+            return (picked - np.log(total)).reshape(labels.shape)
+        shifted = x - np.max(x, axis=axis, keepdims=True)
+        picked = np.take_along_axis(shifted, np.expand_dims(labels, axis), axis=axis)
+        np.exp(shifted, out=shifted)
+        return np.squeeze(picked, axis=axis) - np.log(np.sum(shifted, axis=axis))
 
     def rowwise(
         self, elements: Callable[[Any], Array], inputs: SoftmaxCall, parameter: Array | None
@@ -80,6 +92,25 @@ class NumPyBackend(HostBackend):
         block = max(1, BLOCK_BYTES // x.dtype.itemsize)
         total = sigmoid_focal_sum(x, y, alpha, gamma, block)
         return total / n if reduction == "mean" else total
+
+
+def _short_rows(x: Array, axis: int) -> Array | None:
+    """``x`` as ``(rows, K)`` where the class axis is last, short (at most
+    ``SHORT_AXIS``) and contiguous; None otherwise."""
+    k = int(x.shape[axis]) if x.ndim else 0
+    if axis % max(x.ndim, 1) != x.ndim - 1 or not 1 < k <= SHORT_AXIS:
+        return None
+    if x.size == 0 or not x.flags.c_contiguous:
+        return None
+    return x.reshape(-1, k)
+
+
+def _column_max(rows: Array) -> Array:
+    """The maximum of each row of a ``(rows, K)`` array, K column passes."""
+    top = rows[:, 0].copy()
+    for c in range(1, rows.shape[1]):
+        np.maximum(top, rows[:, c], out=top)
+    return top
 
 
 def sigmoid_focal_sum(x: Array, y: Array, alpha: float | None, gamma: float, block: int) -> Array:
