@@ -249,6 +249,8 @@ def softmax_focal_terms(
     form); ``one_minus_p`` is ``-expm1(log p_c)`` from logits, accurate for confident
     predictions.
     """
+    if isinstance(gamma, float) and gamma == 0.0:
+        return log_p  # (the factor is 1)
     return modulating_factor(one_minus_p, gamma, xp) * log_p
 
 
@@ -269,13 +271,15 @@ def softmax_focal_slope(
     (p_j - [c = j])`` for ``S = dT/d log p``: the analytic gradients (the PyTorch
     autograd function, :mod:`arraylosses.boosting`) take it from here.
     """
+    if isinstance(gamma, float) and gamma == 0.0:  # (a cross-entropy term: no p needed)
+        return xp.ones_like(log_p) if epsilon == 0.0 else 1 + epsilon * xp.exp(log_p)
     p = xp.exp(log_p)
-    if isinstance(gamma, float) and gamma == 0.0:
-        return 1 + epsilon * p
     positive = one_minus_p > 0
     safe = xp.where(positive, one_minus_p, xp.ones_like(one_minus_p))
     ratio = xp.where(positive, log_p / safe, -xp.ones_like(log_p))
     factor = modulating_factor(one_minus_p, gamma, xp)
+    if epsilon == 0.0:
+        return factor * (1 - gamma * (p * ratio))
     return factor * ((1 + epsilon * p) - gamma * p * (ratio - epsilon))
 
 

@@ -82,19 +82,30 @@ def markdown_table(rows: list[Row]) -> str:
 
 
 def scaling_table(series: list[Series]) -> str:
+    """One table per loss: the ratio and our time at every N for each backend and
+    measure, the worst ratio, and the fitted slopes (ours, peer)."""
     if not series:
         return ""
-    sizes = series[0].sizes
-    head = (
-        "| N (× 80) | " + " | ".join(f"{s.backend} ours | {s.backend} peer" for s in series) + " |"
-    )
-    lines = [head, "|" + "---|" * (1 + 2 * len(series))]
-    for i, n in enumerate(sizes):
-        row = " | ".join(f"{fmt_time(s.ours[i])} | {fmt_time(s.theirs[i])}" for s in series)
-        lines.append(f"| {n:,} | {row} |")
-    slopes = " | ".join(f"{s.slope('ours'):.2f} | {s.slope('theirs'):.2f}" for s in series)
-    lines.append(f"| slope, top two decades | {slopes} |")
-    return "\n".join(lines)
+    out = []
+    for loss in dict.fromkeys(s.loss for s in series):
+        group = [s for s in series if s.loss == loss]
+        measures = sorted({s.measure for s in group})
+        out += [f"### {loss}, {' and '.join(measures)}, N × 80 logits", ""]
+        head = " | ".join(f"{s.backend} {s.measure} vs {s.peer}" for s in group)
+        lines = [f"| N (× 80) | {head} |", "|" + "---|" * (1 + len(group))]
+        for i, n in enumerate(group[0].sizes):
+            cells = [f"{fmt_ratio(s.ratios()[i])} ({fmt_time(s.ours[i])})" for s in group]
+            lines.append(f"| {n:,} | " + " | ".join(cells) + " |")
+        worst = " | ".join(
+            f"{fmt_ratio(max(s.ratios()))} at {s.sizes[s.ratios().index(max(s.ratios()))]:,}"
+            for s in group
+        )
+        lines.append(f"| worst ratio | {worst} |")
+        slopes = " | ".join(f"{s.slope('ours'):.2f} / {s.slope('theirs'):.2f}" for s in group)
+        lines.append(f"| slope, top two decades (ours / peer) | {slopes} |")
+        every = sum(max(s.ratios()) <= 1.0 for s in group)
+        out += [*lines, "", f"Ratio at most 1 at every N: {every} of {len(group)} series.", ""]
+    return "\n".join(out).rstrip()
 
 
 def ratio_chart(rows: list[Row], path: Path) -> None:
@@ -137,26 +148,37 @@ def ratio_chart(rows: list[Row], path: Path) -> None:
 
 
 def scaling_chart(series: list[Series], path: Path) -> None:
+    """Left: arraylosses / peer against N for every series (1 = parity); right: the
+    seconds per call of the forward passes, ours and the peers'."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(7.5, 5))
+    fig, (left, right) = plt.subplots(1, 2, figsize=(13, 5))
     colors = {"numpy": "#1f77b4", "torch": "#d62728", "jax.jit": "#2ca02c"}
     for s in series:
         c = colors.get(s.backend, "black")
-        ax.loglog(s.sizes, s.ours, "o-", color=c, label=f"arraylosses, {s.backend}")
-        ax.loglog(s.sizes, s.theirs, "s--", color=c, alpha=0.6, label=f"{s.peer}, {s.backend}")
-    if series:
-        n0, t0 = series[0].sizes[-1], max(s.ours[-1] for s in series)
-        ref = [t0 * n / n0 for n in series[0].sizes]
-        ax.loglog(series[0].sizes, ref, color="black", linewidth=0.8, label="∝ N (linear)")
-    ax.set_xlabel("N (rows of 80 logits)")
-    ax.set_ylabel("seconds per call (forward, mean)")
-    ax.set_title("Sigmoid focal loss: time against batch size")
-    ax.legend(fontsize=7)
-    ax.grid(True, which="both", alpha=0.3)
+        style = "-" if s.loss == series[0].loss else "--"
+        marker = "o" if s.measure == "forward" else "^"
+        label = f"{s.loss}, {s.backend} {s.measure} vs {s.peer}"
+        left.semilogx(s.sizes, s.ratios(), marker + style, color=c, label=label, markersize=4)
+        if s.measure == "forward":
+            right.loglog(s.sizes, s.ours, marker + style, color=c, markersize=4,
+                         label=f"arraylosses, {s.loss}, {s.backend}")  # fmt: skip
+            right.loglog(s.sizes, s.theirs, marker + style, color=c, alpha=0.35,
+                         markersize=3, label=f"{s.peer}, {s.loss}, {s.backend}")  # fmt: skip
+    left.axhline(1.0, color="black", linewidth=0.8)
+    left.set_xlabel("N (rows of 80 logits)")
+    left.set_ylabel("arraylosses / peer (time; below 1 is faster)")
+    left.set_title("Ratio against batch size")
+    left.legend(fontsize=6)
+    left.grid(True, which="both", alpha=0.3)
+    right.set_xlabel("N (rows of 80 logits)")
+    right.set_ylabel("seconds per call (forward, mean)")
+    right.set_title("Time against batch size (faint: peers)")
+    right.legend(fontsize=5, ncol=2)
+    right.grid(True, which="both", alpha=0.3)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
@@ -192,7 +214,7 @@ def write(
     if scaling:
         body += [
             "",
-            "## Scaling: sigmoid focal loss, forward, N × 80 logits",
+            "## Scaling: N × 80 logits, N from 100 to 10⁶",
             "",
             scaling,
             "",
@@ -207,7 +229,8 @@ def write(
         "scaling": [dataclasses.asdict(s) for s in series],
     }
     (out / "cpu.json").write_text(json.dumps(raw, indent=1, ensure_ascii=False) + "\n")
-    ratio_chart(rows, out / "cpu.png")
+    if rows:
+        ratio_chart(rows, out / "cpu.png")
     if series:
         scaling_chart(series, out / "scaling.png")
     section = [

@@ -1,9 +1,13 @@
-"""(f) Time against batch size: sigmoid focal loss on N x 80 logits, N = 1e2 .. 1e6.
+"""(f) Time against batch size: N x 80 logits, N = 1e2 .. 1e6, every backend.
 
-Forward, mean, 1% positives, on each backend against its peer of case (a). Four
-decades of N show whether the cost stays linear: the slope of log(time) against
-log(N) over the top two decades is reported (1 = linear), and plotted in
-``scaling.png``.
+The sigmoid focal loss (alpha 0.25, gamma 2, 1% positives, mean) against the peers of
+case (a), and the cross-entropy of integer labels (mean) against
+``F.cross_entropy``, optax's ``softmax_cross_entropy_with_integer_labels`` (both
+sides under ``jax.jit``) and the direct NumPy composition of case (g): forward on
+NumPy, PyTorch and ``jax.jit``, and forward+backward on PyTorch. Four decades of N
+show whether a fast path loses anywhere (the ratio at every N; the target of issue
+"Performance round 2" is at most 1) and whether the cost stays linear (the slope of
+log(time) against log(N) over the top two decades, 1 = linear).
 """
 
 from __future__ import annotations
@@ -12,11 +16,18 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-from . import sigmoid_focal
+import numpy as np
+
+import arraylosses as al
+
+from . import cross_entropy, sigmoid_focal
 from ._harness import Settings, interleaved
+from .segmentation import numpy_ce_direct
 
 SIZES = (100, 300, 1_000, 3_000, 10_000, 30_000, 100_000, 300_000, 1_000_000)
 QUICK_SIZES = (100, 1_000, 10_000)
+CLASSES = 80
+SIGMOID, CE = "sigmoid focal loss", "cross-entropy"
 
 
 @dataclass
@@ -26,6 +37,11 @@ class Series:
     sizes: list[int] = field(default_factory=list)
     ours: list[float] = field(default_factory=list)
     theirs: list[float] = field(default_factory=list)
+    loss: str = SIGMOID
+    measure: str = "forward"
+
+    def ratios(self) -> list[float]:
+        return [a / b for a, b in zip(self.ours, self.theirs, strict=True)]
 
     def slope(self, which: str) -> float:
         """Least-squares slope of log time against log N over the top two decades."""
@@ -43,28 +59,84 @@ class Series:
         return num / den
 
 
-def callables(backend: str, n: int) -> tuple[Any, Any]:
-    x, y = sigmoid_focal.inputs(n)
+# (loss, backend, measure, peer), in the order of the tables
+PLAN = (
+    (SIGMOID, "numpy", "forward", "direct transcription"),
+    (SIGMOID, "torch", "forward", "torchvision formula"),
+    (SIGMOID, "torch", "forward+backward", "torchvision formula"),
+    (SIGMOID, "jax.jit", "forward", "optax"),
+    (CE, "numpy", "forward", "direct composition"),
+    (CE, "torch", "forward", "F.cross_entropy"),
+    (CE, "torch", "forward+backward", "F.cross_entropy"),
+    (CE, "jax.jit", "forward", "optax"),
+)
+
+
+def callables(loss: str, backend: str, measure: str, n: int) -> tuple[Any, Any]:
+    if loss == SIGMOID:
+        x, y = sigmoid_focal.inputs(n, CLASSES)
+        if backend == "numpy":
+            return (lambda: sigmoid_focal.ours(x, y), lambda: sigmoid_focal.numpy_focal(x, y))
+        if backend == "torch":
+            return sigmoid_focal.torch_pair(x, y)[measure]
+        return sigmoid_focal.jax_pair(x, y)[measure]
+    x, t = cross_entropy.inputs(n, CLASSES)
     if backend == "numpy":
-        return (lambda: sigmoid_focal.ours(x, y), lambda: sigmoid_focal.numpy_focal(x, y))
+        return (lambda: al.cross_entropy(x, t), lambda: numpy_ce_direct(x, t, -1))
     if backend == "torch":
-        return sigmoid_focal.torch_pair(x, y)["forward"]
-    return sigmoid_focal.jax_pair(x, y)["forward"]
+        return _torch_ce(x, t, measure)
+    return _jax_ce(x, t)
 
 
-PEERS = {"numpy": "direct transcription", "torch": "torchvision formula", "jax.jit": "optax"}
+def _torch_ce(x_np: np.ndarray, t_np: np.ndarray, measure: str) -> tuple[Any, Any]:
+    import torch
+    import torch.nn.functional as F
+
+    t = torch.from_numpy(t_np)
+    if measure == "forward":
+        x = torch.from_numpy(x_np)
+        return (lambda: al.cross_entropy(x, t), lambda: F.cross_entropy(x, t))
+    leaf = torch.from_numpy(x_np).requires_grad_(True)
+
+    def step(fn: Any) -> Any:
+        def run() -> None:
+            fn(leaf, t).backward()
+            leaf.grad = None
+
+        return run
+
+    return step(al.cross_entropy), step(F.cross_entropy)
+
+
+def _jax_ce(x_np: np.ndarray, t_np: np.ndarray) -> tuple[Any, Any]:
+    import jax
+    import optax
+
+    x, t = jax.device_put(x_np), jax.device_put(t_np.astype(np.int32))
+    ours_jit = jax.jit(lambda a, b: al.cross_entropy(a, b))
+    optax_jit = jax.jit(
+        lambda a, b: optax.losses.softmax_cross_entropy_with_integer_labels(a, b).mean()
+    )
+    return (
+        lambda: ours_jit(x, t).block_until_ready(),
+        lambda: optax_jit(x, t).block_until_ready(),
+    )
 
 
 def run(settings: Settings) -> list[Series]:
     sizes = QUICK_SIZES if settings.quick else SIZES
     out = []
-    for backend, peer in PEERS.items():
-        series = Series(backend, peer)
+    for loss, backend, measure, peer in PLAN:
+        series = Series(backend, peer, loss=loss, measure=measure)
         for n in sizes:
-            ours, theirs = interleaved(*callables(backend, n), settings)
+            ours, theirs = interleaved(*callables(loss, backend, measure, n), settings)
             series.sizes.append(n)
             series.ours.append(ours)
             series.theirs.append(theirs)
-            print(f"  scaling {backend:8s} N={n:>9,d}: ours {ours:.3g} s, {peer} {theirs:.3g} s")
+            print(
+                f"  scaling {loss}, {backend} {measure}, N={n:>9,d}: ours {ours:.3g} s, "
+                f"{peer} {theirs:.3g} s ({ours / theirs:.2f}x)",
+                flush=True,
+            )
         out.append(series)
     return out

@@ -814,8 +814,29 @@ def test_torch_cross_entropy_out_of_range_labels_raise_like_pure(
     assert str(fast_error.value) == str(pure_error.value)
 
 
+@pytest.fixture
+def label_kernel_always(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The PyTorch label kernel for inputs of any size (it takes large ones only)."""
+    from arraylosses._backends import _torch
+
+    monkeypatch.setattr(_torch, "LABEL_KERNEL_MIN", 1)
+
+
 @torch_only
-def test_torch_cross_entropy_definition_is_reachable(xp, device):
+def test_torch_label_kernel_takes_large_inputs_only(xp, device):
+    import torch
+
+    from arraylosses._backends import _torch
+
+    n = _torch.LABEL_KERNEL_MIN // 8
+    for rows, name in ((n - 1, "NllLoss"), (n, "ReducedSoftmaxFocal")):
+        x = torch.zeros(rows, 8, device=device, requires_grad=True)
+        t = torch.zeros(rows, dtype=torch.int64, device=device)
+        assert name in graph_nodes(al.cross_entropy(x, t))
+
+
+@torch_only
+def test_torch_cross_entropy_definition_is_reachable(xp, device, label_kernel_always):
     x = to_xp(xp, device, np.zeros((3, 4))).requires_grad_(True)
     t = to_xp(xp, device, np.array([0, 1, 2]))
     if device.type == "cpu":
@@ -838,7 +859,9 @@ def test_torch_cross_entropy_definition_is_reachable(xp, device):
 )
 @pytest.mark.parametrize("layout", ["axis=1", "axis=-1"])
 @pytest.mark.parametrize("reduction", ["mean", "sum"])
-def test_torch_cross_entropy_kernel_against_pytorch(xp, device, dtype, options, layout, reduction):
+def test_torch_cross_entropy_kernel_against_pytorch(
+    xp, device, label_kernel_always, dtype, options, layout, reduction
+):
     """With a gradient wanted, class-index cross-entropy without smoothing is the label
     kernel (gamma 0): its value and gradient are F.cross_entropy's (PyTorch's own
     autograd), with weights, ignored labels and confident pixels."""
@@ -870,7 +893,9 @@ def test_torch_cross_entropy_kernel_against_pytorch(xp, device, dtype, options, 
 
 
 @torch_only
-def test_torch_cross_entropy_kernel_leaves_an_all_ignored_mean_to_the_definition(xp, device):
+def test_torch_cross_entropy_kernel_leaves_an_all_ignored_mean_to_the_definition(
+    xp, device, label_kernel_always
+):
     """Every label ignored: the mean is NaN, its gradient 0 (the definition's), and
     the sum 0, whichever path runs."""
     import torch
@@ -956,7 +981,7 @@ def test_torch_fused_log_sigmoid_pair_against_the_primitive(dtype: str) -> None:
 @pytest.mark.parametrize("layout", ["axis=1", "axis=-1"])
 @pytest.mark.parametrize("reduction", ["mean", "sum"])
 def test_torch_softmax_focal_kernel_gradient_equals_the_definition(
-    xp, device, dtype, options, layout, reduction
+    xp, device, label_kernel_always, dtype, options, layout, reduction
 ):
     """The analytic gradient of the softmax focal kernel (class indices, no
     smoothing) against autograd through the definition (torch.func.grad takes it), at
@@ -991,7 +1016,9 @@ def test_torch_softmax_focal_kernel_gradient_equals_the_definition(
 
 @torch_only
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
-def test_torch_softmax_focal_kernel_where_the_label_probability_underflows(xp, device, dtype):
+def test_torch_softmax_focal_kernel_where_the_label_probability_underflows(
+    xp, device, label_kernel_always, dtype
+):
     """The kernel takes ``log p_y`` as the log of the gathered probability; where that
     probability underflows (a logit gap beyond the dtype's exponent range) the loss is
     still the gap, not inf, and the gradient is finite: against the float64 formula
@@ -1098,7 +1125,7 @@ def _graph(node: Any) -> list[Any]:
 
 
 @torch_only
-def test_torch_softmax_focal_kernel_only_where_it_applies(xp, device):
+def test_torch_softmax_focal_kernel_only_where_it_applies(xp, device, label_kernel_always):
     """Smoothing, where, a normalizer, a gamma array, no reduction and no gradient
     take the definition; ignore_index takes the kernel."""
     import torch

@@ -36,8 +36,22 @@ ROW_BLOCK = 1 << 18
 SHORT_AXIS = 32
 
 
+_FULL_PRECISION = (np.dtype(np.float32), np.dtype(np.float64))
+
+
 class NumPyBackend(HostBackend):
     name = "numpy"
+
+    def compute_dtype(self, dtype: DType, x: Array, xp: Namespace) -> DType:
+        # (float32 and float64 first: the generic test formats the dtype's name)
+        return dtype if dtype in _FULL_PRECISION else super().compute_dtype(dtype, x, xp)
+
+    def labels_in_range(self, labels: Array, num_classes: int, xp: Namespace) -> bool:
+        if labels.size == 0:
+            return True
+        return bool(np.minimum.reduce(labels, axis=None) >= 0) and bool(
+            np.maximum.reduce(labels, axis=None) < num_classes
+        )
 
     def log_softmax(self, x: Array, axis: int, xp: Namespace) -> Array:
         """The definition's ``x - max - log(sum(exp(x - max)))``; along a short last
@@ -65,14 +79,20 @@ class NumPyBackend(HostBackend):
             np.exp(shifted, out=shifted)
             total = shifted @ np.ones(rows.shape[1], dtype=x.dtype)
             return (picked - np.log(total)).reshape(labels.shape)
-        shifted = x - np.max(x, axis=axis, keepdims=True)
-        picked = np.take_along_axis(shifted, np.expand_dims(labels, axis), axis=axis)
+        shifted = x - np.maximum.reduce(x, axis=axis, keepdims=True)
+        if x.ndim == 2 and axis == 1:  # (rows: indexing costs a quarter of take_along_axis)
+            picked = shifted[np.arange(x.shape[0]), labels]
+        else:
+            index = np.expand_dims(labels, axis)
+            picked = np.squeeze(np.take_along_axis(shifted, index, axis=axis), axis=axis)
         np.exp(shifted, out=shifted)
-        return np.squeeze(picked, axis=axis) - np.log(np.sum(shifted, axis=axis))
+        return picked - np.log(np.add.reduce(shifted, axis=axis))
 
     def rowwise(
         self, elements: Callable[[Any], Array], inputs: SoftmaxCall, parameter: Array | None
     ) -> Array:
+        if inputs.x.size < 2 * ROW_BLOCK:
+            return elements(inputs)
         cuts = inputs.block_cuts(ROW_BLOCK)
         if len(cuts) == 1:
             return elements(inputs)

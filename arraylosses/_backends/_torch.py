@@ -46,15 +46,21 @@ from .._primitives import log_sigmoid_pair
 from .._typing import Array, DType, Namespace
 from ._generic import Backend, SoftmaxCall, array_namespace
 
-# Elements per block of the reduced losses on CPU (measured on a 2-core x86 CPU with
-# RetinaNet-sized inputs): torch's few fused operations amortise their dispatch and
-# still split over two threads. Elsewhere one block is the whole array (one launch
-# per operation).
-BLOCK = 1 << 16
+# Elements per block of the reduced losses on CPU (measured on a 2-core x86 CPU, case
+# (a) and the scaling table): torch's few fused operations amortise their dispatch and
+# still split over two threads; 2^18 is as fast as 2^16 on RetinaNet-sized inputs and
+# up to 2x faster from 10^3 x 80 to 10^5 x 80 logits, where 2^16 meant several blocks'
+# fixed costs. Elsewhere one block is the whole array (one launch per operation).
+BLOCK = 1 << 18
 # Logits per block of a row-wise softmax loss on CPU (:class:`RowwiseLoss`, measured
 # with benchmark case (g)): a block's temporaries and autograd graph stay in cache and
 # in the heap, where the whole array's are fresh page-faulting allocations.
 ROW_BLOCK = 1 << 20
+# Logits from which the label kernel (:meth:`TorchBackend.label_kernel`) pays on CPU,
+# measured on a 2-core x86 CPU: below about 2^20 logits its fixed cost (a dozen small
+# operations, the autograd function) exceeds what one exponential and one buffer
+# fewer save, and F.cross_entropy or the definition is faster.
+LABEL_KERNEL_MIN = 1 << 20
 _BFLOAT16, _FLOAT16 = torch.bfloat16, torch.float16
 
 
@@ -178,8 +184,9 @@ class TorchBackend(Backend):
         nowhere. ``"mean"`` divides by the kept labels' summed weight
         (``weighted_mean``, PyTorch's cross-entropy) or their number (the focal loss);
         ``factor`` multiplies the result. None where it does not apply: no gradient
-        wanted (the definition is the same composition then), a trace or transform, a
-        weight that wants a gradient, a mask or normalizer, a scaled compute dtype, or
+        wanted (the definition is the same composition then), fewer than
+        ``LABEL_KERNEL_MIN`` logits, a trace or transform, a weight that wants a
+        gradient, a mask or normalizer, a scaled compute dtype, or
         a denominator of 0 (the definition's NaN mean and zero gradient)."""
         x, labels = inputs.x, inputs.labels
         if not (
@@ -191,7 +198,7 @@ class TorchBackend(Backend):
             and inputs.reduction != "none"
             and x.requires_grad
             and torch.is_grad_enabled()
-            and x.numel() > 0
+            and x.numel() >= max(1, LABEL_KERNEL_MIN)
             and self.log_prob_scale(inputs.out_dtype, x.dtype, inputs.num_classes) == 1.0
         ):
             return None
