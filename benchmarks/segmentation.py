@@ -8,10 +8,12 @@ and with per-class alpha, against the direct composition one writes by hand:
 + the smoothing term) -> mean. Cross-entropy at the same segmentation shapes:
 forward+backward on PyTorch against ``F.cross_entropy``, and forward on NumPy and
 under ``jax.jit`` against the direct composition (max shift, ``log(sum(exp))``,
-``take_along_axis``). The peak extra memory of the softmax focal loss's
-forward+backward at (8, 19, 256, 256) against ``F.cross_entropy``'s, each in a fresh
-process (peak resident set size above what the process held just before the call,
-over the logits' bytes; the gradient included). Targets: issue "Performance round 2".
+``take_along_axis``). ``F.log_softmax`` alone against the direct composition is the
+floor of any eager forward pass (no target). The peak extra memory of the softmax
+focal loss's forward+backward at (8, 19, 256, 256) against ``F.cross_entropy``'s, each
+in a fresh process (peak resident set size above what the process held just before
+the call, over the logits' bytes; the gradient included). Targets: issue
+"Performance round 2".
 """
 
 from __future__ import annotations
@@ -154,6 +156,16 @@ def _shape_rows(
     alpha = torch.from_numpy(rng.random(k, dtype=np.float32) + 0.5)
     x = torch.from_numpy(x_np).requires_grad_()
     t = torch.from_numpy(t_np)
+    # the floor of any eager forward: F.log_softmax alone (one exponential per logit,
+    # one full-size output), against the whole direct composition
+    with torch.no_grad():
+        t_floor, t_peer = interleaved(
+            functools.partial(F.log_softmax, x, dim=axis),
+            functools.partial(torch_direct, x, t, axis, "plain", alpha),
+            settings,
+        )
+    rows.append(Row(f"F.log_softmax alone {label} {CASE}", "torch", "forward",
+                    "direct composition", t_floor, t_peer))  # fmt: skip
     for variant in ("plain", "smoothing", "alpha"):
         name = f"softmax focal {label}" + ("" if variant == "plain" else f", {variant}")
         mine = functools.partial(ours, x, t, axis, variant, alpha)
