@@ -5,8 +5,8 @@ same inputs, interleaved (ours, peer, ours, peer, ...) so that load on a shared 
 hits both sides alike, and keeps the minimum over at least five repeats after a
 warm-up. It prints a table of times and ratios (arraylosses / peer) and writes it to
 ``benchmarks/results/``: ``cpu.md`` (the table), ``cpu.json`` (the same numbers, raw),
-``cpu.png`` (the ratios against their targets), ``scaling.png`` (time against batch
-size) and ``README-section.md``.
+``cpu.png`` (the ratios against their targets), ``scaling.png`` (ratio and time
+against batch size) and ``README-section.md``.
 
 Cases (one module each):
 
@@ -21,5 +21,6 @@ Cases (one module each):
 - ``memory``: peak extra memory of the NumPy sigmoid focal loss (tracemalloc);
 - ``segmentation``: the softmax focal loss (forward and forward+backward, plain,
   smoothed, per-class alpha) and the cross-entropy at segmentation shapes;
-- ``scaling``: time against batch size over four decades.
+- ``scaling``: the sigmoid focal loss and the cross-entropy against batch size over
+  four decades, every backend, the ratio at every N.
 """

@@ -87,6 +87,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.quick:
         method += " QUICK RUN: small inputs, not representative."
     command = "python -m benchmarks" + (" --quick" if args.quick else "")
+    if args.repeats != REPEATS:
+        command += f" --repeats {args.repeats}"
+    for case in args.only or ():
+        command += f" --only {case}"
     report.write(rows, series, args.out, info, method, command)
     print(f"\nwrote {args.out}/: cpu.md, cpu.json, cpu.png, scaling.png, README-section.md")
     missed = [r for r in rows if r.met is False]
