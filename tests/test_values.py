@@ -475,22 +475,22 @@ def small_row_blocks(backend: str, monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.setattr(_torch, "ROW_BLOCK", 16)
 
 
-@pytest.mark.parametrize("dtype", FLOATS)
-@pytest.mark.parametrize("name", list(CE_CASES))
-def test_cross_entropy_by_row_blocks(xp, backend, device, dtype, name, small_row_blocks):
-    """The blockwise evaluation of the definition against the float64 reference."""
-    logits, targets, options = build_softmax_case(name, CE_CASES[name], "weight")
-    mk = Maker(xp, backend, device, dtype)
-    check_loss(cross_entropy, ref.cross_entropy, mk, logits, targets, **options)
+ROW_BLOCK_CASES = [("ce", name) for name in CE_CASES] + [("focal", name) for name in SFOCAL_CASES]
 
 
 @pytest.mark.parametrize("dtype", FLOATS)
-@pytest.mark.parametrize("name", list(SFOCAL_CASES))
-def test_softmax_focal_loss_by_row_blocks(xp, backend, device, dtype, name, small_row_blocks):
-    """The blockwise evaluation of the definition against the float64 reference."""
-    logits, targets, options = build_softmax_case(name, SFOCAL_CASES[name], "alpha")
+@pytest.mark.parametrize(("loss", "name"), ROW_BLOCK_CASES)
+def test_softmax_losses_by_row_blocks(xp, backend, device, dtype, loss, name, small_row_blocks):
+    """The blockwise evaluation of the definitions against the float64 references."""
+    cases, per_class = (CE_CASES, "weight") if loss == "ce" else (SFOCAL_CASES, "alpha")
+    fn, ref_fn = (
+        (cross_entropy, ref.cross_entropy)
+        if loss == "ce"
+        else (softmax_focal_loss, ref.softmax_focal_loss)
+    )
+    logits, targets, options = build_softmax_case(name, cases[name], per_class)
     mk = Maker(xp, backend, device, dtype)
-    check_loss(softmax_focal_loss, ref.softmax_focal_loss, mk, logits, targets, **options)
+    check_loss(fn, ref_fn, mk, logits, targets, **options)
 
 
 def test_all_ignored_cross_entropy_is_nan_mean_zero_sum(xp, backend, device):
