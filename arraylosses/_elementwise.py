@@ -278,8 +278,6 @@ def softmax_focal_slope(
     safe = xp.where(positive, one_minus_p, xp.ones_like(one_minus_p))
     ratio = xp.where(positive, log_p / safe, -xp.ones_like(log_p))
     factor = modulating_factor(one_minus_p, gamma, xp)
-    if epsilon == 0.0:
-        return factor * (1 - gamma * (p * ratio))
     return factor * ((1 + epsilon * p) - gamma * p * (ratio - epsilon))
 
 
