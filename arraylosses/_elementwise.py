@@ -241,21 +241,35 @@ def cross_entropy_of_labels(
 
 
 def softmax_focal_terms(
-    log_p: Array, one_minus_p: Array, gamma: float | Array, xp: Namespace
+    log_p: Array,
+    one_minus_p: Array,
+    gamma: float | Array,
+    xp: Namespace,
+    factor: Array | None = None,
 ) -> Array:
     r"""``(1 - p_c)^\gamma \log p_c`` for every class term of the softmax focal loss.
 
     The loss is ``-sum_c alpha_c q'_c`` times this (Lin et al. 2017, for the softmax
     form); ``one_minus_p`` is ``-expm1(log p_c)`` from logits, accurate for confident
-    predictions.
+    predictions. ``factor``, when given, is ``modulating_factor(one_minus_p, gamma)``
+    already evaluated (a caller that also wants :func:`softmax_focal_slope`).
     """
     if isinstance(gamma, float) and gamma == 0.0:
         return log_p  # (the factor is 1)
-    return modulating_factor(one_minus_p, gamma, xp) * log_p
+    if factor is None:
+        factor = modulating_factor(one_minus_p, gamma, xp)
+    return factor * log_p
 
 
 def softmax_focal_slope(
-    log_p: Array, one_minus_p: Array, gamma: float | Array, epsilon: float, xp: Namespace
+    log_p: Array,
+    one_minus_p: Array,
+    gamma: float | Array,
+    epsilon: float,
+    xp: Namespace,
+    *,
+    p: Array | None = None,
+    factor: Array | None = None,
 ) -> Array:
     r"""``d T / d log p`` of a class term ``T = (1 - p)^\gamma (\log p - \varepsilon (1 - p))``
     (:func:`softmax_focal_terms` of :func:`poly_log_prob`): with ``u = 1 - p`` and
@@ -266,18 +280,26 @@ def softmax_focal_slope(
         \frac{dT}{d \log p} = u^\gamma \left[ 1 + \varepsilon p
             - \gamma p \left( \frac{\log p}{u} - \varepsilon \right) \right]
 
-    with ``log p / u`` at its limit -1 where ``u`` is 0 (a class of probability 1). A
-    softmax loss ``-sum_c m_c T_c`` then has ``d loss / d x_j = sum_c m_c S_c
+    A softmax loss ``-sum_c m_c T_c`` then has ``d loss / d x_j = sum_c m_c S_c
     (p_j - [c = j])`` for ``S = dT/d log p``: the analytic gradients (the PyTorch
     autograd function, :mod:`arraylosses.boosting`) take it from here.
+
+    Where ``u`` is 0 (a class of probability 1, so ``log p`` is 0 too) ``log p / u``
+    is taken as 0: it is multiplied by ``u^gamma = 0`` there, or by ``gamma = 0``, so
+    any finite value gives the same slope. ``p`` (``exp(log p)``) and ``factor``
+    (``modulating_factor(u, gamma)``) may be passed by a caller that has them.
     """
     if isinstance(gamma, float) and gamma == 0.0:  # (a cross-entropy term: no p needed)
-        return xp.ones_like(log_p) if epsilon == 0.0 else 1 + epsilon * xp.exp(log_p)
-    p = xp.exp(log_p)
-    positive = one_minus_p > 0
-    safe = xp.where(positive, one_minus_p, xp.ones_like(one_minus_p))
-    ratio = xp.where(positive, log_p / safe, -xp.ones_like(log_p))
-    factor = modulating_factor(one_minus_p, gamma, xp)
+        if epsilon == 0.0:
+            return xp.ones_like(log_p)
+        return 1 + epsilon * (xp.exp(log_p) if p is None else p)
+    if p is None:
+        p = xp.exp(log_p)
+    ratio = log_p / xp.where(one_minus_p > 0, one_minus_p, xp.ones_like(one_minus_p))
+    if factor is None:
+        factor = modulating_factor(one_minus_p, gamma, xp)
+    if epsilon == 0.0:
+        return factor * (1 - gamma * p * ratio)
     return factor * ((1 + epsilon * p) - gamma * p * (ratio - epsilon))
 
 

@@ -42,7 +42,7 @@ from .._elementwise import (
     softmax_focal_slope,
     softmax_focal_terms,
 )
-from .._primitives import log_sigmoid_pair
+from .._primitives import log_sigmoid_pair, modulating_factor
 from .._typing import Array, DType, Namespace
 from ._generic import Backend, SoftmaxCall, array_namespace
 
@@ -466,8 +466,7 @@ class ReducedSoftmaxFocal(torch.autograd.Function):
         scale: float,
     ) -> torch.Tensor:
         p = torch.softmax(x, dim=axis)
-        log_p_y = _label_log_prob(x, p, index, axis)
-        total, slope = _label_terms(log_p_y, gamma, epsilon, weight)
+        total, slope = _label_terms(*_label_log_prob(x, p, index, axis), gamma, epsilon, weight)
         ctx.save_for_backward(x, index)
         ctx.axis, ctx.gamma, ctx.epsilon, ctx.weight, ctx.scale = (
             axis,
@@ -492,16 +491,17 @@ class ReducedSoftmaxFocal(torch.autograd.Function):
             # out of place, from the saved input (differentiable again), with the same
             # arithmetic as below: a second backward gives the same bits
             fresh = torch.softmax(x, dim=axis)
-            log_p_y = _label_log_prob(x, fresh, index, axis)
-            _, slope = _label_terms(log_p_y, ctx.gamma, ctx.epsilon, ctx.weight)
+            log_p_y, p_y = _label_log_prob(x, fresh, index, axis)
+            _, slope = _label_terms(log_p_y, p_y, ctx.gamma, ctx.epsilon, ctx.weight)
             w = (slope * (grad_output * ctx.scale)).unsqueeze(axis)
             if batched:  # (a batch of output gradients: a one-hot, no scatter)
                 onehot = torch.zeros_like(fresh).scatter_(axis, index, 1.0)
-                return ((onehot - fresh) * w, *nothing)
-            return ((fresh * -w).scatter_add(axis, index, w), *nothing)
+                return ((fresh - onehot) * w, *nothing)
+            return ((fresh * w).scatter_add(axis, index, -w), *nothing)
+        # the loss is -T(log p_y), so its gradient is S (p - onehot) for S = dT/d log p_y
         w = (ctx.slope * (grad_output * ctx.scale)).unsqueeze(axis)
-        grad = p.mul_(-w)  # -w p, in the saved buffer
-        grad.scatter_add_(axis, index, w)  # + w at the label
+        grad = p.mul_(w)  # S p, in the saved buffer
+        grad.scatter_add_(axis, index, -w)  # - S at the label
         return (grad, *nothing)
 
 
@@ -579,32 +579,41 @@ def _rowwise_blocks(
 
 def _label_log_prob(
     x: torch.Tensor, p: torch.Tensor, index: torch.Tensor, axis: int
-) -> torch.Tensor:
-    """``log p_y`` (``axis`` removed) from the probabilities ``p = softmax(x)``: the log
-    of the gathered probability has the accuracy of ``log_softmax``'s
-    ``x_y - max - log(sum)`` (within an ulp of it, and the same rounding of ``1 - p``
-    for confident predictions) as long as ``p_y`` is a normal number; where one
-    underflows (a logit gap beyond about 87 in float32) every label's comes from
-    ``log_softmax`` instead (reading one flag is free on the CPU tensors this runs
-    on)."""
-    picked = p.gather(axis, index)
-    if bool((picked < torch.finfo(p.dtype).tiny).any()):
-        return F.log_softmax(x, dim=axis).gather(axis, index).squeeze(axis)
-    return torch.log(picked).squeeze(axis)
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(log p_y, p_y)`` (``axis`` removed) from the probabilities ``p = softmax(x)``:
+    the log of the gathered probability has the accuracy of ``log_softmax``'s
+    ``x_y - max - log(sum)`` (within an ulp of it) as long as ``p_y`` is a normal
+    number; where one underflows (a logit gap beyond about 87 in float32) every
+    label's comes from ``log_softmax`` instead (reading one minimum is free on the CPU
+    tensors this runs on)."""
+    picked = p.gather(axis, index).squeeze(axis)
+    if float(picked.amin()) < torch.finfo(p.dtype).tiny:
+        return F.log_softmax(x, dim=axis).gather(axis, index).squeeze(axis), picked
+    return torch.log(picked), picked
 
 
 def _label_terms(
-    picked: torch.Tensor, gamma: float, epsilon: float, weight: torch.Tensor | None
+    log_p: torch.Tensor,
+    p: torch.Tensor,
+    gamma: float,
+    epsilon: float,
+    weight: torch.Tensor | None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """``(sum of the loss, dloss/d log p_y per element)`` of the label's class term,
-    from the label's log-probability ``picked``, each times its ``weight``."""
-    xp = array_namespace(picked)
-    one_minus_p = -torch.expm1(picked)
-    loss = softmax_focal_terms(poly_log_prob(picked, one_minus_p, epsilon), one_minus_p, gamma, xp)
-    slope = softmax_focal_slope(picked, one_minus_p, gamma, epsilon, xp)
+    from the label's log-probability and probability, each times its ``weight``.
+    ``1 - p_y`` is the difference itself: ``p_y`` is the softmax's rounded value, so
+    the ``-expm1(log p_y)`` of the definitions gives the same number at two more
+    operations."""
+    xp = array_namespace(log_p)
+    one_minus_p = 1 - p
+    factor = None if gamma == 0.0 else modulating_factor(one_minus_p, gamma, xp)
+    terms = softmax_focal_terms(
+        poly_log_prob(log_p, one_minus_p, epsilon), one_minus_p, gamma, xp, factor
+    )
+    slope = softmax_focal_slope(log_p, one_minus_p, gamma, epsilon, xp, p=p, factor=factor)
     if weight is not None:
-        loss, slope = weight * loss, weight * slope
-    return -loss.sum(), -slope
+        terms, slope = weight * terms, weight * slope
+    return -terms.sum(), slope
 
 
 def _blocks(
