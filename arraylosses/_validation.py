@@ -422,6 +422,30 @@ def check_asymmetric_options(
     return g_pos, g_neg, m
 
 
+def check_loss_options(options: dict[str, Any], *, array_alpha: bool = False) -> None:
+    """What a loss object (a PyTorch module, a Keras loss) checks at construction, by
+    option name, before it has seen an array: the options every loss shares
+    (:func:`check_options`; ``reduction`` is ``"none"`` where the framework reduces),
+    ``alpha`` in [0, 1] (a per-class array instead where ``array_alpha``), ``gamma``,
+    ``poly_epsilon`` and the asymmetric loss's ``gamma_pos``, ``gamma_neg`` and
+    ``clip``. Array values are checked when the loss is called, as in the function."""
+    check_options(
+        options.get("reduction", "none"),
+        options.get("smoothing", "uniform"),
+        options.get("label_smoothing", 0.0),
+        options.get("from_logits", True),
+    )
+    alpha = options.get("alpha")
+    if alpha is not None and not (array_alpha and not isinstance(alpha, numbers.Real)):
+        check_unit_interval(alpha, "alpha")
+    if "gamma" in options:
+        check_gamma_option(options["gamma"])
+    if "poly_epsilon" in options:
+        check_finite_float(options["poly_epsilon"], "poly_epsilon")
+    if "gamma_pos" in options:
+        check_asymmetric_options(options["gamma_pos"], options["gamma_neg"], options["clip"])
+
+
 def check_binary_targets(targets: Array, shape: tuple[Any, ...], xp: Namespace, kind: str) -> None:
     """Targets of a binary loss or metric: a real floating, integer or bool dtype
     (``kind`` says which in the message), broadcastable to ``shape``."""

@@ -47,13 +47,7 @@ except ModuleNotFoundError as exc:  # Keras without KERAS_BACKEND imports Tensor
 from ._binary import asymmetric_loss, binary_cross_entropy, sigmoid_focal_loss
 from ._categorical import cross_entropy, softmax_focal_loss
 from ._compat import array_namespace
-from ._validation import (
-    check_asymmetric_options,
-    check_finite_float,
-    check_gamma_option,
-    check_options,
-    check_unit_interval,
-)
+from ._validation import check_loss_options
 from ._weighting import flsd53_gamma
 
 __all__ = [
@@ -101,10 +95,13 @@ class _Loss(keras.losses.Loss):  # type: ignore[misc]
 
     function: ClassVar[Callable[..., Any]]
     binary: ClassVar[bool]
+    #: ``alpha`` may be a per-class array (else a float in [0, 1] or None)
+    array_alpha: ClassVar[bool] = False
 
     def __init__(
         self, options: dict[str, Any], name: str | None, reduction: Any, dtype: Any
     ) -> None:
+        check_loss_options(options, array_alpha=self.array_alpha)
         _check_backend()
         super().__init__(name=name, reduction=reduction, dtype=dtype)
         self.options = {k: _plain(v, k) for k, v in options.items()}
@@ -210,8 +207,6 @@ class BinaryCrossEntropy(_Loss):
         name: str | None = "binary_cross_entropy",
         dtype: Any = None,
     ) -> None:
-        check_options("none", smoothing, label_smoothing, from_logits)
-        check_finite_float(poly_epsilon, "poly_epsilon")
         options = {
             k: v for k, v in (("weight", weight), ("pos_weight", pos_weight)) if v is not None
         }
@@ -245,11 +240,6 @@ class SigmoidFocalLoss(_Loss):
         name: str | None = "sigmoid_focal_loss",
         dtype: Any = None,
     ) -> None:
-        check_options("none", smoothing, label_smoothing, from_logits)
-        if alpha is not None:
-            check_unit_interval(alpha, "alpha")
-        check_gamma_option(gamma)
-        check_finite_float(poly_epsilon, "poly_epsilon")
         options = {
             k: v for k, v in (("weight", weight), ("pos_weight", pos_weight)) if v is not None
         }
@@ -281,8 +271,6 @@ class AsymmetricLoss(_Loss):
         name: str | None = "asymmetric_loss",
         dtype: Any = None,
     ) -> None:
-        check_options("none", smoothing, label_smoothing, from_logits)
-        check_asymmetric_options(gamma_pos, gamma_neg, clip)
         super().__init__(
             {"gamma_pos": gamma_pos, "gamma_neg": gamma_neg, "clip": clip,
              "label_smoothing": label_smoothing, "smoothing": smoothing,
@@ -316,8 +304,6 @@ class CrossEntropy(_Loss):
         name: str | None = "cross_entropy",
         dtype: Any = None,
     ) -> None:
-        check_options("none", smoothing, label_smoothing, from_logits)
-        check_finite_float(poly_epsilon, "poly_epsilon")
         options = {} if weight is None else {"weight": weight}
         super().__init__(
             {"axis": axis, **options, "label_smoothing": label_smoothing,
@@ -335,6 +321,7 @@ class SoftmaxFocalLoss(_Loss):
 
     function = staticmethod(softmax_focal_loss)
     binary = False
+    array_alpha = True
 
     def __init__(
         self,
@@ -350,11 +337,6 @@ class SoftmaxFocalLoss(_Loss):
         name: str | None = "softmax_focal_loss",
         dtype: Any = None,
     ) -> None:
-        check_options("none", smoothing, label_smoothing, from_logits)
-        if isinstance(alpha, float):
-            check_unit_interval(alpha, "alpha")
-        check_gamma_option(gamma)
-        check_finite_float(poly_epsilon, "poly_epsilon")
         super().__init__(
             {"alpha": alpha, "gamma": gamma, "axis": axis,
              "label_smoothing": label_smoothing, "smoothing": smoothing,

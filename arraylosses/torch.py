@@ -26,13 +26,7 @@ import torch
 
 from ._binary import asymmetric_loss, binary_cross_entropy, sigmoid_focal_loss
 from ._categorical import cross_entropy, softmax_focal_loss
-from ._validation import (
-    check_asymmetric_options,
-    check_finite_float,
-    check_gamma_option,
-    check_options,
-    check_unit_interval,
-)
+from ._validation import check_loss_options
 
 __all__ = [
     "AsymmetricLoss",
@@ -51,8 +45,11 @@ class _Loss(torch.nn.Module):
 
     function: ClassVar[Callable[..., torch.Tensor]]
     defaults: ClassVar[dict[str, Any]]
+    #: ``alpha`` may be a per-class array (else a float in [0, 1] or None)
+    array_alpha: ClassVar[bool] = False
 
     def __init__(self, options: dict[str, Any]) -> None:
+        check_loss_options(options, array_alpha=self.array_alpha)
         super().__init__()
         self._scalars: dict[str, Any] = {}
         self._tensors: list[str] = []
@@ -139,8 +136,6 @@ class BCEWithLogitsLoss(_Loss):
         reduction: str = "mean",
         poly_epsilon: float = 0.0,
     ) -> None:
-        check_options(reduction, smoothing, label_smoothing, from_logits)
-        check_finite_float(poly_epsilon, "poly_epsilon")
         options = {
             k: v for k, v in (("weight", weight), ("pos_weight", pos_weight)) if v is not None
         }
@@ -172,11 +167,6 @@ class SigmoidFocalLoss(_Loss):
         pos_weight: Any = None,
         poly_epsilon: float = 0.0,
     ) -> None:
-        check_options(reduction, smoothing, label_smoothing, from_logits)
-        if alpha is not None:
-            check_unit_interval(alpha, "alpha")
-        check_gamma_option(gamma)
-        check_finite_float(poly_epsilon, "poly_epsilon")
         options = {
             k: v for k, v in (("weight", weight), ("pos_weight", pos_weight)) if v is not None
         }
@@ -207,8 +197,6 @@ class AsymmetricLoss(_Loss):
         from_logits: bool = True,
         reduction: str = "mean",
     ) -> None:
-        check_options(reduction, smoothing, label_smoothing, from_logits)
-        check_asymmetric_options(gamma_pos, gamma_neg, clip)
         super().__init__({
             "gamma_pos": gamma_pos, "gamma_neg": gamma_neg, "clip": clip,
             "label_smoothing": label_smoothing, "smoothing": smoothing,
@@ -238,8 +226,6 @@ class CrossEntropyLoss(_Loss):
         reduction: str = "mean",
         poly_epsilon: float = 0.0,
     ) -> None:
-        check_options(reduction, smoothing, label_smoothing, from_logits)
-        check_finite_float(poly_epsilon, "poly_epsilon")
         options = {} if weight is None else {"weight": weight}
         super().__init__({
             "axis": axis, **options, "ignore_index": ignore_index,
@@ -252,6 +238,7 @@ class SoftmaxFocalLoss(_Loss):
     """:func:`arraylosses.softmax_focal_loss` as a module."""
 
     function = staticmethod(softmax_focal_loss)
+    array_alpha = True
     defaults: ClassVar[dict[str, Any]] = {
         "alpha": None, "gamma": 2.0, "axis": -1, "ignore_index": None,
         "label_smoothing": 0.0, "smoothing": "uniform", "from_logits": True,
@@ -271,11 +258,6 @@ class SoftmaxFocalLoss(_Loss):
         reduction: str = "mean",
         poly_epsilon: float = 0.0,
     ) -> None:
-        check_options(reduction, smoothing, label_smoothing, from_logits)
-        if isinstance(alpha, float):
-            check_unit_interval(alpha, "alpha")
-        check_gamma_option(gamma)
-        check_finite_float(poly_epsilon, "poly_epsilon")
         super().__init__({
             "alpha": alpha, "gamma": gamma, "axis": axis, "ignore_index": ignore_index,
             "label_smoothing": label_smoothing, "smoothing": smoothing,

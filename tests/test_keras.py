@@ -255,6 +255,10 @@ def test_options_are_checked_at_construction() -> None:
         alk.SoftmaxFocalLoss(gamma=-1.0)
     with pytest.raises(ValueError, match="`clip`"):
         alk.AsymmetricLoss(clip=1.0)
+    with pytest.raises(TypeError, match="`alpha` must be a Python"):
+        alk.SigmoidFocalLoss(alpha=[0.25])
+    with pytest.raises(ValueError, match="`poly_epsilon`"):
+        alk.CrossEntropy(poly_epsilon=float("inf"))
     with pytest.raises(TypeError, match="cannot be saved in a Keras config"):
         alk.SigmoidFocalLoss(gamma=lambda p: 2.0 + 0.0 * p).get_config()
 

@@ -126,6 +126,10 @@ def test_modules_compile_without_graph_breaks(
     [
         (lambda: modules.SigmoidFocalLoss(alpha=1.5), ValueError, r"`alpha` must be in \[0, 1\]"),
         (lambda: modules.SigmoidFocalLoss(gamma=-1.0), ValueError, "`gamma` must be a finite"),
+        (lambda: modules.SigmoidFocalLoss(alpha=[0.25]), TypeError, "`alpha` must be a Python"),
+        (lambda: modules.SoftmaxFocalLoss(alpha=1.5), ValueError, r"`alpha` must be in \[0, 1\]"),
+        (lambda: modules.SoftmaxFocalLoss(alpha=True), TypeError, "`alpha` must be a Python"),
+        (lambda: modules.SoftmaxFocalLoss(smoothing="left"), ValueError, "`smoothing`"),
         (lambda: modules.CrossEntropyLoss(reduction="avg"), ValueError, "`reduction` must be one"),
         (lambda: modules.CrossEntropyLoss(weight="w"), TypeError, "`weight`"),
         (lambda: modules.AsymmetricLoss(clip=1.0), ValueError, r"`clip` must be in \[0, 1\)"),
@@ -139,6 +143,15 @@ def test_modules_compile_without_graph_breaks(
 def test_bad_options_fail_at_construction(make: Any, error: type, pattern: str) -> None:
     with pytest.raises(error, match=pattern):
         make()
+
+
+def test_per_class_alpha_is_checked_when_called() -> None:
+    """A per-class alpha is an array option of the softmax focal loss: construction
+    takes it, and the call checks its values as the function does."""
+    module = modules.SoftmaxFocalLoss(alpha=[0.5, 2.0, -1.0])
+    assert module.alpha.shape == (3,)
+    with pytest.raises(ValueError, match="`alpha`"):
+        module(torch.zeros(4, 3), torch.tensor([0, 1, 2, 0]))
 
 
 def test_only_this_module_imports_torch() -> None:
