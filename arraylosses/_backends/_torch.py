@@ -210,7 +210,9 @@ class TorchBackend(Backend):
             keep = labels != inputs.ignore
             labels = torch.where(keep, labels, 0)  # (any class: its term is weighted by 0)
             kept = keep.to(x.dtype)
-        weight = None if class_weight is None else class_weight[labels]
+        weight = None
+        if class_weight is not None:  # (index_select: half the time of class_weight[labels])
+            weight = class_weight.index_select(0, labels.reshape(-1)).reshape(labels.shape)
         if kept is not None:
             weight = kept if weight is None else weight * kept
         scale = factor
