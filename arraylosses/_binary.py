@@ -370,6 +370,16 @@ def asymmetric_loss(
         logits, targets, label_smoothing, smoothing, from_logits, reduction, where, normalizer
     )
     g_pos, g_neg, m = check_asymmetric_options(gamma_pos, gamma_neg, clip)
+
+    def elements(block: BinaryInputs) -> Array:
+        return _asymmetric_elements(block, g_pos, g_neg, m)
+
+    # (elementwise: evaluated by blocks where whole-array temporaries are dear)
+    return inputs.finish(inputs.backend.rowwise(elements, inputs, None))
+
+
+def _asymmetric_elements(inputs: BinaryInputs, g_pos: float, g_neg: float, m: float) -> Array:
+    """The per-element asymmetric loss (before the mask and the reduction)."""
     xp, x = inputs.xp, inputs.x
     log_p, log_q = inputs.log_probs(fused=True)
     q = xp.exp(log_q) if inputs.from_logits else 1 - x
@@ -383,5 +393,4 @@ def asymmetric_loss(
         # log(1 - p_m) = log(q + m): q accurate (from log q), m > 0 added to it, so
         # nothing cancels; log 1 = 0 where not shifted
         log_1m_pm = xp.log(xp.where(shifted, q + m, 1.0))
-    loss = asymmetric(log_p, log_q, q, p_m, log_1m_pm, inputs.y, g_pos, g_neg, xp)
-    return inputs.finish(loss)
+    return asymmetric(log_p, log_q, q, p_m, log_1m_pm, inputs.y, g_pos, g_neg, xp)

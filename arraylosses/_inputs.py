@@ -49,6 +49,16 @@ from ._validation import (
 _NAMESPACES: dict[tuple[type, type], tuple[Namespace, Backend]] = {}
 
 
+def _cuts(shape: tuple[int, ...], d: int, size: int) -> list[tuple[slice, ...]]:
+    """Consecutive slices of axis ``d`` of an array of ``shape``, each about ``size``
+    values (at least one index); the whole where one slice would hold it all."""
+    n = int(shape[d])
+    step = max(1, size // max(1, math.prod(int(m) for m in shape) // max(n, 1)))
+    if step >= n:
+        return [(slice(None),)]
+    return [(slice(None),) * d + (slice(i, i + step),) for i in range(0, n, step)]
+
+
 class _Inputs:
     """What both families share: the namespace, its backend, logits in the compute
     dtype, and the options."""
@@ -171,6 +181,38 @@ class BinaryInputs(_Inputs):
             fill = 0.0 if self.from_logits else 0.5
             self.x = xp.where(self.where, self.x, xp.full_like(self.x, fill))
             self.y = xp.where(self.where, self.y, xp.zeros_like(self.y))
+
+    @property
+    def targets(self) -> Array:
+        """The (smoothed) targets, as :meth:`Backend.rowwise` asks of its inputs."""
+        return self.y
+
+    @property
+    def eager(self) -> bool:
+        """Whether the backend's eager kernels may run on these arrays."""
+        return self.backend.eager(self.x, self.y)
+
+    def block_cuts(self, size: int) -> list[tuple[slice, ...]]:
+        """Index tuples that cut the logits into consecutive blocks of about ``size``
+        values along axis 0 (one block, the whole, where the targets are broadcast
+        or a ``where`` mask would have to be cut too): an elementwise loss is
+        row-wise with rows of one element, so it can be evaluated by blocks
+        (:meth:`block`) and concatenated along axis 0."""
+        x = self.x
+        if x.ndim < 1 or self.where is not None or tuple(self.y.shape) != tuple(x.shape):
+            return [(slice(None),)]
+        return _cuts(tuple(x.shape), 0, size)
+
+    def block(self, cut: tuple[slice, ...]) -> BinaryInputs:
+        """These inputs restricted to one block of :meth:`block_cuts` (views)."""
+        sub = copy.copy(self)
+        sub.x, sub.y = self.x[cut], self.y[cut]
+        return sub
+
+    def spread(self, per_element: Array) -> Array:
+        """Values of the per-element loss's shape, broadcast against the logits (the
+        same shape here)."""
+        return per_element
 
     def parameter(self, value: object, name: str) -> Array:
         """A per-element parameter (weight, pos_weight) broadcastable to ``logits``."""
@@ -317,15 +359,14 @@ class SoftmaxInputs(_Inputs):
         own row of logits and its own target only -- so a per-element loss can be
         evaluated block by block (:meth:`block`) and concatenated along axis 0."""
         x = self.x
-        whole: list[tuple[slice, ...]] = [(slice(None),)]
         if x.ndim < 2 or self.where is not None:
-            return whole
-        d = 1 if self.axis == 0 else 0
-        n = int(x.shape[d])
-        step = max(1, size // max(1, math.prod(int(m) for m in x.shape) // max(n, 1)))
-        if step >= n:
-            return whole
-        return [(slice(None),) * d + (slice(i, i + step),) for i in range(0, n, step)]
+            return [(slice(None),)]
+        return _cuts(tuple(x.shape), 1 if self.axis == 0 else 0, size)
+
+    def spread(self, per_element: Array) -> Array:
+        """Values of the per-element loss's shape (the logits' without the class
+        axis), broadcast against the logits along the class axis."""
+        return self.xp.expand_dims(per_element, axis=self.axis)
 
     def block(self, cut: tuple[slice, ...]) -> SoftmaxInputs:
         """These inputs restricted to one block of :meth:`block_cuts` (views; masks

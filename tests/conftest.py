@@ -123,3 +123,19 @@ def asarray(xp: ModuleType, device: Any) -> Any:
         return xp.asarray(arr, dtype=target)
 
     return convert
+
+
+@pytest.fixture
+def small_row_blocks(backend: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Row blocks of 16 values on the backends that evaluate row-wise losses (the
+    softmax losses, the asymmetric loss) block by block (``Backend.rowwise``), so
+    that every case is cut into many blocks."""
+    if backend not in ("numpy", "torch"):
+        pytest.skip(f"{backend} evaluates row-wise losses as one block")
+    from arraylosses._backends import _numpy
+
+    monkeypatch.setattr(_numpy, "ROW_BLOCK", 16)
+    if backend == "torch":
+        from arraylosses._backends import _torch
+
+        monkeypatch.setattr(_torch, "ROW_BLOCK", 16)

@@ -107,6 +107,29 @@ def test_asymmetric_loss_values(
     _close(got, ref.asymmetric_loss(x, y, reduction=reduction, **options), xp, logits, dtype)
 
 
+@pytest.mark.parametrize("options", [*ASL_OPTIONS, {"from_logits": False}])
+@pytest.mark.parametrize("shape", [(48,), (8, 6)], ids=str)
+@pytest.mark.parametrize("reduction", REDUCTIONS)
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_asymmetric_loss_by_row_blocks(
+    xp: ModuleType,
+    asarray: Any,
+    small_row_blocks: None,
+    options: dict[str, Any],
+    shape: tuple[int, ...],
+    reduction: str,
+    dtype: str,
+) -> None:
+    """The blockwise evaluation of the definition against the float64 reference."""
+    x, y = _binary_data(dtype, soft=True)
+    if options.get("from_logits") is False:
+        x = 1.0 / (1.0 + np.exp(-np.clip(x, -30, 30)))
+    x, y = x.reshape(shape), y.reshape(shape)
+    logits = asarray(x, dtype)
+    got = asymmetric_loss(logits, asarray(y, dtype), reduction=reduction, **options)
+    _close(got, ref.asymmetric_loss(x, y, reduction=reduction, **options), xp, logits, dtype)
+
+
 def test_asymmetric_loss_from_probabilities(xp: ModuleType, asarray: Any) -> None:
     p = np.asarray([0.0, 0.01, 0.05, 0.3, 0.7, 0.99, 1.0])
     y = np.asarray([0.0, 1.0, 0.0, 1.0, 0.0, 1.0, 0.0])

@@ -1093,6 +1093,18 @@ def test_torch_rowwise_blocks_gradient_equals_the_definition(
     def loss_of(z: Any) -> Any:
         return fn(z, t, axis=axis, reduction=reduction, **opts)
 
+    check_rowwise_gradient(loss_of, x_np, rng)
+
+
+def check_rowwise_gradient(
+    loss_of: Callable[[Any], Any], x_np: np.ndarray, rng: np.random.Generator
+) -> Any:
+    """``loss_of(x)`` goes through ``RowwiseLoss``: its gradient for a random output
+    gradient, a second backward (the same bits), the value, and a Hessian-vector
+    product (``create_graph=True``), each against torch.func on the whole
+    definition. Returns the logits tensor."""
+    import torch
+
     x = torch.tensor(x_np, requires_grad=True)
     loss = loss_of(x)
     assert any(type(f).__name__ == "RowwiseLossBackward" for f in _graph(loss.grad_fn))
@@ -1103,13 +1115,45 @@ def test_torch_rowwise_blocks_gradient_equals_the_definition(
     assert_close(got, want, rtol=1e-12, atol=1e-15)
     assert torch.equal(got, again)
     assert_close((loss * v).sum().detach(), want_value, rtol=1e-12, atol=0)  # the value
-    u = torch.tensor(rng.normal(size=shape))
+    u = torch.tensor(rng.normal(size=x_np.shape))
     (first,) = torch.autograd.grad(loss, x, v, create_graph=True)
     (hvp,) = torch.autograd.grad((first * u).sum(), x)
     want_hvp = torch.func.grad(
         lambda z: (torch.func.grad(lambda w: (loss_of(w) * v).sum())(z) * u).sum()
     )(x.detach())
     assert_close(hvp, want_hvp, rtol=1e-10, atol=1e-13)
+    return x
+
+
+@torch_only
+@pytest.mark.parametrize(
+    "options",
+    [{}, {"gamma_pos": 0.5, "gamma_neg": 2.5, "clip": 0.1}, {"clip": 0.0, "label_smoothing": 0.1}],
+    ids=str,
+)
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+def test_torch_asymmetric_loss_by_row_blocks_gradient(xp, device, monkeypatch, options, reduction):
+    """The asymmetric loss, elementwise, goes through the row blocks' autograd function
+    (blocks of 16 elements here): its gradient, a second backward and a
+    Hessian-vector product against torch.func on the whole definition. Targets that
+    need a gradient, or broadcast against the logits, take the definition."""
+    import torch
+
+    from arraylosses._backends import _torch
+
+    monkeypatch.setattr(_torch, "ROW_BLOCK", 16)
+    rng = np.random.default_rng(29)
+    x_np = rng.normal(0, 4, (12, 7))
+    x_np.flat[::9] = 35.0  # saturated elements
+    y = torch.tensor(rng.random((12, 7)) < 0.3, dtype=torch.float64)
+
+    def loss_of(z: Any, t: Any = y) -> Any:
+        return al.asymmetric_loss(z, t, reduction=reduction, **options)
+
+    x = check_rowwise_gradient(loss_of, x_np, rng)
+    for other in (y.clone().requires_grad_(), y[:1]):  # a target gradient; broadcast targets
+        out = loss_of(x, other)
+        assert not any(type(f).__name__ == "RowwiseLossBackward" for f in _graph(out.grad_fn))
 
 
 def _graph(node: Any) -> list[Any]:

@@ -460,21 +460,6 @@ def test_softmax_focal_loss(xp, backend, device, dtype, name):
     check_loss(softmax_focal_loss, ref.softmax_focal_loss, mk, logits, targets, **options)
 
 
-@pytest.fixture
-def small_row_blocks(backend: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Row blocks of 16 logits on the backends that evaluate softmax losses block by
-    block (``Backend.rowwise``), so that every case below is cut into many blocks."""
-    if backend not in ("numpy", "torch"):
-        pytest.skip(f"{backend} evaluates softmax losses as one block")
-    from arraylosses._backends import _numpy
-
-    monkeypatch.setattr(_numpy, "ROW_BLOCK", 16)
-    if backend == "torch":
-        from arraylosses._backends import _torch
-
-        monkeypatch.setattr(_torch, "ROW_BLOCK", 16)
-
-
 ROW_BLOCK_CASES = [("ce", name) for name in CE_CASES] + [("focal", name) for name in SFOCAL_CASES]
 
 

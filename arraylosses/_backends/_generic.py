@@ -13,6 +13,37 @@ from .._primitives import log_sigmoid_pair, log_softmax
 from .._typing import Array, DType, Namespace
 
 
+class RowwiseCall(Protocol):
+    """What :meth:`Backend.rowwise` receives: the validated inputs of one call of a
+    loss whose every element depends on its own row of logits and its own target
+    only (``_inputs.SoftmaxInputs``; ``_inputs.BinaryInputs``, whose rows are single
+    elements)."""
+
+    x: Array  # logits in the compute dtype
+
+    @property
+    def targets(self) -> Array:
+        """The targets (the softmax losses': as given)."""
+        ...
+
+    @property
+    def eager(self) -> bool:
+        """``Backend.eager(x, targets)``."""
+        ...
+
+    def block_cuts(self, size: int) -> list[tuple[slice, ...]]:
+        """Index tuples cutting ``x`` into row blocks of about ``size`` values."""
+        ...
+
+    def block(self, cut: tuple[slice, ...]) -> Any:
+        """These inputs restricted to one block (the same kind of inputs)."""
+        ...
+
+    def spread(self, per_element: Array) -> Array:
+        """Values of the per-element loss's shape, broadcast against ``x``."""
+        ...
+
+
 class SoftmaxCall(Protocol):
     """What a backend's native softmax path receives: the validated inputs of one
     call (``_inputs.SoftmaxInputs``), nothing left to check."""
@@ -149,13 +180,14 @@ class Backend:
         return None
 
     def rowwise(
-        self, elements: Callable[[Any], Array], inputs: SoftmaxCall, parameter: Array | None
+        self, elements: Callable[[Any], Array], inputs: RowwiseCall, parameter: Array | None
     ) -> Array:
-        """``elements(inputs)``: the per-element loss of a softmax loss, whose every
-        element depends on its own row of logits and its own target only (and on
-        ``parameter``, a per-class vector, if any). A backend whose whole-array
-        temporaries cost more than their arithmetic evaluates it block by block
-        (``inputs.block_cuts``); the definition is the same either way."""
+        """``elements(inputs)``: the per-element loss of a loss whose every element
+        depends on its own row of logits and its own target only (and on
+        ``parameter``, a per-class vector, if any): a softmax loss, or an elementwise
+        one (rows of one element). A backend whose whole-array temporaries cost more
+        than their arithmetic evaluates it block by block (``inputs.block_cuts``);
+        the definition is the same either way."""
         return elements(inputs)
 
 

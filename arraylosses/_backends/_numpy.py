@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from .._typing import Array, DType, Namespace
-from ._generic import HostBackend, SoftmaxCall
+from ._generic import HostBackend, RowwiseCall
 
 # 128 KiB per temporary (32768 float32 values), measured on a 2-core x86 CPU with
 # RetinaNet-sized inputs: every temporary of the formula is still served from glibc's
@@ -89,7 +89,7 @@ class NumPyBackend(HostBackend):
         return picked - np.log(np.add.reduce(shifted, axis=axis))
 
     def rowwise(
-        self, elements: Callable[[Any], Array], inputs: SoftmaxCall, parameter: Array | None
+        self, elements: Callable[[Any], Array], inputs: RowwiseCall, parameter: Array | None
     ) -> Array:
         if inputs.x.size < 2 * ROW_BLOCK:
             return elements(inputs)

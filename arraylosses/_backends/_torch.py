@@ -13,8 +13,8 @@ one place that reads torch internals.
   a gradient wanted, go through :class:`ReducedSoftmaxFocal` (:meth:`TorchBackend.label_kernel`):
   one exponential per logit and one saved buffer, which the backward pass turns into
   the analytic gradient.
-- Other softmax losses on large eager CPU tensors are evaluated by row blocks
-  (:meth:`TorchBackend.rowwise`, :class:`RowwiseLoss`).
+- Other softmax losses and the asymmetric loss on large eager CPU tensors are
+  evaluated by row blocks (:meth:`TorchBackend.rowwise`, :class:`RowwiseLoss`).
 - The reduced sigmoid focal loss of eager tensors goes through
   :class:`ReducedElementwiseLoss`: autograd through the formula saves a dozen
   full-size intermediates; this function evaluates the loss block by block and, when
@@ -44,7 +44,7 @@ from .._elementwise import (
 )
 from .._primitives import log_sigmoid_pair, modulating_factor
 from .._typing import Array, DType, Namespace
-from ._generic import Backend, SoftmaxCall, array_namespace
+from ._generic import Backend, RowwiseCall, SoftmaxCall, array_namespace
 
 # Elements per block of the reduced losses on CPU (measured on a 2-core x86 CPU, case
 # (a) and the scaling table): torch's few fused operations amortise their dispatch and
@@ -230,7 +230,7 @@ class TorchBackend(Backend):
         return total
 
     def rowwise(
-        self, elements: Callable[[Any], Array], inputs: SoftmaxCall, parameter: Array | None
+        self, elements: Callable[[Any], Array], inputs: RowwiseCall, parameter: Array | None
     ) -> Array:
         x = inputs.x
         if not inputs.eager or x.numel() < 2 * ROW_BLOCK:
@@ -508,14 +508,15 @@ class ReducedSoftmaxFocal(torch.autograd.Function):
 
 
 class RowwiseLoss(torch.autograd.Function):
-    """The per-element loss of a row-wise softmax loss (``Backend.rowwise``), evaluated
-    block by block with each block's gradient taken at once, by autograd through the
-    definition on that block alone, and written into one full-size buffer.
+    """The per-element loss of a row-wise loss (``Backend.rowwise``: a softmax loss, or
+    an elementwise one, whose rows are single elements), evaluated block by block
+    with each block's gradient taken at once, by autograd through the definition on
+    that block alone, and written into one full-size buffer.
 
     An element's loss depends on its own row of logits only, so the gradient of
     ``sum_i g_i loss_i`` is every row's gradient times its ``g_i``: the backward pass
     scales the buffer in place by the output gradient broadcast along the class axis
-    and hands it over. Autograd through the whole array would keep every
+    (``inputs.spread``) and hands it over. Autograd through the whole array would keep every
     intermediate of the definition at full size until the backward pass; here each
     exists for one block at a time. A second backward evaluates the blocks again,
     a batched output gradient multiplies out of place, and ``create_graph=True``
@@ -528,7 +529,7 @@ class RowwiseLoss(torch.autograd.Function):
         ctx: Any,
         x: torch.Tensor,
         elements: Callable[[Any], torch.Tensor],
-        inputs: SoftmaxCall,
+        inputs: RowwiseCall,
         cuts: list[tuple[slice, ...]],
     ) -> torch.Tensor:
         grad = torch.empty_like(x)
@@ -547,7 +548,7 @@ class RowwiseLoss(torch.autograd.Function):
             loss = ctx.elements(ctx.inputs)
             (grad,) = torch.autograd.grad(loss, x, grad_output, create_graph=True)
             return (grad, *nothing)
-        per_row = grad_output.unsqueeze(ctx.inputs.axis)
+        per_row = ctx.inputs.spread(grad_output)
         grad, ctx.grad = ctx.grad, None
         if grad is None:  # a second backward (retain_graph=True): the buffer was given away
             grad = torch.empty_like(x)
@@ -560,7 +561,7 @@ class RowwiseLoss(torch.autograd.Function):
 
 def _rowwise_blocks(
     elements: Callable[[Any], torch.Tensor],
-    inputs: SoftmaxCall,
+    inputs: RowwiseCall,
     cuts: list[tuple[slice, ...]],
     grad: torch.Tensor,
 ) -> torch.Tensor:
