@@ -118,15 +118,28 @@ def binary_cross_entropy(
     pw = None if pos_weight is None else inputs.parameter(pos_weight, "pos_weight")
     w = None if weight is None else inputs.parameter(weight, "weight")
     eps = 0.0 if poly_epsilon == 0.0 else check_finite_float(poly_epsilon, "poly_epsilon")
-    log_p, log_q = inputs.log_probs()
-    if eps == 0.0:
-        loss = binary_cross_entropy_terms(log_p, log_q, inputs.y, pos_weight=pw)
-    else:  # Poly-1 needs 1 - p_t too
-        bce, b, _, _, _ = binary_terms(
-            inputs.x, log_p, log_q, inputs.y, inputs.from_logits, inputs.xp, pos_weight=pw
-        )
-        loss = poly_binary_cross_entropy(bce, b, eps)
+
+    def elements(block: BinaryInputs) -> Array:
+        return _binary_cross_entropy_elements(block, pw, eps)
+
+    # by row blocks where only the logits and targets vary per element (weight
+    # multiplies the result; pos_weight would have to be cut too)
+    loss = elements(inputs) if pw is not None else inputs.backend.rowwise(elements, inputs, None)
     return inputs.finish(loss if w is None else w * loss)
+
+
+def _binary_cross_entropy_elements(
+    inputs: BinaryInputs, pos_weight: Array | None, poly_epsilon: float
+) -> Array:
+    """The per-element binary cross-entropy, without ``weight``."""
+    log_p, log_q = inputs.log_probs()
+    if poly_epsilon == 0.0:
+        return binary_cross_entropy_terms(log_p, log_q, inputs.y, pos_weight=pos_weight)
+    # Poly-1 needs 1 - p_t too
+    bce, b, _, _, _ = binary_terms(
+        inputs.x, log_p, log_q, inputs.y, inputs.from_logits, inputs.xp, pos_weight=pos_weight
+    )
+    return poly_binary_cross_entropy(bce, b, poly_epsilon)
 
 
 @quiet_overflow
@@ -266,7 +279,30 @@ def sigmoid_focal_by_definition(
     pos_weight: Array | None = None,
     poly_epsilon: float = 0.0,
 ) -> Array:
-    """:func:`sigmoid_focal_loss` of validated inputs by its definition, on any backend."""
+    """:func:`sigmoid_focal_loss` of validated inputs by its definition, on any backend:
+    by row blocks (:meth:`~._backends.Backend.rowwise`) where nothing but the logits
+    and targets varies per element (a float gamma, no ``pos_weight``; ``weight``
+    multiplies the result), whole otherwise."""
+
+    def elements(block: BinaryInputs) -> Array:
+        return _sigmoid_focal_elements(block, alpha, gamma, pos_weight, poly_epsilon)
+
+    if isinstance(gamma, float) and pos_weight is None:
+        loss = inputs.backend.rowwise(elements, inputs, None)
+    else:  # (an array or callable gamma, or pos_weight, would have to be cut too)
+        loss = elements(inputs)
+    return inputs.finish(loss if weight is None else weight * loss)
+
+
+def _sigmoid_focal_elements(
+    inputs: BinaryInputs,
+    alpha: float | None,
+    gamma: float | Array | Callable[[Array], Array],
+    pos_weight: Array | None,
+    poly_epsilon: float,
+) -> Array:
+    """The per-element sigmoid focal loss, without ``weight`` (before the mask and the
+    reduction)."""
     xp, y = inputs.xp, inputs.y
     # a smooth factor for a fractional or sample-dependent gamma
     with_logs = callable(gamma) or needs_log_base(gamma)
@@ -278,10 +314,9 @@ def sigmoid_focal_by_definition(
     if callable(gamma):
         gamma = gamma(y * p + (1 - y) * q)  # p_t, the probability of the target
     log_b = None if logs is None else logs[2]
-    loss = sigmoid_focal(
+    return sigmoid_focal(
         poly_binary_cross_entropy(bce, b, poly_epsilon), b, y, alpha, gamma, xp, log_b
     )
-    return inputs.finish(loss if weight is None else weight * loss)
 
 
 @quiet_overflow

@@ -1127,14 +1127,21 @@ def check_rowwise_gradient(
 
 @torch_only
 @pytest.mark.parametrize(
-    "options",
-    [{}, {"gamma_pos": 0.5, "gamma_neg": 2.5, "clip": 0.1}, {"clip": 0.0, "label_smoothing": 0.1}],
+    "case",
+    [
+        ("asymmetric_loss", {}),
+        ("asymmetric_loss", {"gamma_pos": 0.5, "gamma_neg": 2.5, "clip": 0.1}),
+        ("asymmetric_loss", {"clip": 0.0, "label_smoothing": 0.1}),
+        ("sigmoid_focal_loss", {"gamma": 0.5, "poly_epsilon": 1.0}),
+        ("sigmoid_focal_loss", {"weight": "per-class", "label_smoothing": 0.1}),
+        ("binary_cross_entropy", {"weight": "per-class", "poly_epsilon": -0.5}),
+    ],
     ids=str,
 )
 @pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
-def test_torch_asymmetric_loss_by_row_blocks_gradient(xp, device, monkeypatch, options, reduction):
-    """The asymmetric loss, elementwise, goes through the row blocks' autograd function
-    (blocks of 16 elements here): its gradient, a second backward and a
+def test_torch_elementwise_losses_by_row_blocks_gradient(xp, device, monkeypatch, case, reduction):
+    """Elementwise losses (rows of one element) go through the row blocks' autograd
+    function (blocks of 16 elements here): the gradient, a second backward and a
     Hessian-vector product against torch.func on the whole definition. Targets that
     need a gradient, or broadcast against the logits, take the definition."""
     import torch
@@ -1142,13 +1149,18 @@ def test_torch_asymmetric_loss_by_row_blocks_gradient(xp, device, monkeypatch, o
     from arraylosses._backends import _torch
 
     monkeypatch.setattr(_torch, "ROW_BLOCK", 16)
+    name, options = case
+    opts = dict(options)
     rng = np.random.default_rng(29)
+    if opts.get("weight") == "per-class":
+        opts["weight"] = torch.tensor(rng.uniform(0.5, 2.0, 7))
     x_np = rng.normal(0, 4, (12, 7))
     x_np.flat[::9] = 35.0  # saturated elements
     y = torch.tensor(rng.random((12, 7)) < 0.3, dtype=torch.float64)
+    fn = getattr(al, name)
 
     def loss_of(z: Any, t: Any = y) -> Any:
-        return al.asymmetric_loss(z, t, reduction=reduction, **options)
+        return fn(z, t, reduction=reduction, **opts)
 
     x = check_rowwise_gradient(loss_of, x_np, rng)
     for other in (y.clone().requires_grad_(), y[:1]):  # a target gradient; broadcast targets

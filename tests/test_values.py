@@ -478,6 +478,26 @@ def test_softmax_losses_by_row_blocks(xp, backend, device, dtype, loss, name, sm
     check_loss(fn, ref_fn, mk, logits, targets, **options)
 
 
+BINARY_ROW_BLOCK_CASES = [("bce", name) for name in BCE_CASES] + [
+    ("focal", name) for name in SFL_CASES
+]
+
+
+@pytest.mark.parametrize("dtype", FLOATS)
+@pytest.mark.parametrize(("loss", "name"), BINARY_ROW_BLOCK_CASES)
+def test_binary_losses_by_row_blocks(xp, backend, device, dtype, loss, name, small_row_blocks):
+    """The blockwise evaluation of the elementwise definitions (rows of one element)
+    against the float64 references."""
+    if loss == "bce":
+        logits, targets, options = build_binary_case(name, BCE_CASES[name])
+        fn, ref_fn = binary_cross_entropy, ref.binary_cross_entropy
+    else:
+        logits, targets, options = build_focal_case(name, SFL_CASES[name])
+        fn, ref_fn = sigmoid_focal_loss, ref.sigmoid_focal_loss
+    mk = Maker(xp, backend, device, dtype)
+    check_loss(fn, ref_fn, mk, logits, targets, **options)
+
+
 def test_all_ignored_cross_entropy_is_nan_mean_zero_sum(xp, backend, device):
     """PyTorch's rule: every target ignored → mean NaN (0/0), sum 0, none all zeros."""
     mk = Maker(xp, backend, device, "float64")
