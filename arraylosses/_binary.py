@@ -122,9 +122,12 @@ def binary_cross_entropy(
     def elements(block: BinaryInputs) -> Array:
         return _binary_cross_entropy_elements(block, pw, eps)
 
-    # by row blocks where only the logits and targets vary per element (weight
-    # multiplies the result; pos_weight would have to be cut too)
-    loss = elements(inputs) if pw is not None else inputs.backend.rowwise(elements, inputs, None)
+    # by row blocks unless pos_weight varies along the cut axis (weight multiplies
+    # the result)
+    if inputs.same_in_every_block(pw):
+        loss = inputs.backend.rowwise(elements, inputs, pw)
+    else:
+        loss = elements(inputs)
     return inputs.finish(loss if w is None else w * loss)
 
 
@@ -280,16 +283,19 @@ def sigmoid_focal_by_definition(
     poly_epsilon: float = 0.0,
 ) -> Array:
     """:func:`sigmoid_focal_loss` of validated inputs by its definition, on any backend:
-    by row blocks (:meth:`~._backends.Backend.rowwise`) where nothing but the logits
-    and targets varies per element (a float gamma, no ``pos_weight``; ``weight``
-    multiplies the result), whole otherwise."""
+    by row blocks (:meth:`~._backends.Backend.rowwise`) where no per-element option
+    varies along the cut axis (a float or per-class gamma, no or a per-class
+    ``pos_weight``; ``weight`` multiplies the result), whole otherwise."""
 
     def elements(block: BinaryInputs) -> Array:
         return _sigmoid_focal_elements(block, alpha, gamma, pos_weight, poly_epsilon)
 
-    if isinstance(gamma, float) and pos_weight is None:
-        loss = inputs.backend.rowwise(elements, inputs, None)
-    else:  # (an array or callable gamma, or pos_weight, would have to be cut too)
+    arrays = [v for v in (gamma, pos_weight) if v is not None and not isinstance(v, float)]
+    if not callable(gamma) and len(arrays) <= 1 and all(map(inputs.same_in_every_block, arrays)):
+        # (the one array option goes along: a backend leaves it to the definition
+        # where it needs a gradient)
+        loss = inputs.backend.rowwise(elements, inputs, arrays[0] if arrays else None)
+    else:  # (a callable gamma, or options that vary by row, would have to be cut too)
         loss = elements(inputs)
     return inputs.finish(loss if weight is None else weight * loss)
 

@@ -214,6 +214,17 @@ class BinaryInputs(_Inputs):
         same shape here)."""
         return per_element
 
+    def same_in_every_block(self, value: object) -> bool:
+        """Whether a per-element option (``pos_weight``, a gamma array), broadcast
+        against the logits, is constant along axis 0, the axis that
+        :meth:`block_cuts` cuts: None, a Python number, or an array with fewer
+        dimensions than the logits or of length 1 along axis 0 (a per-class
+        ``pos_weight``, PyTorch's usual one). Such a value needs no cutting."""
+        if value is None or isinstance(value, (int, float)):
+            return True
+        shape = tuple(getattr(value, "shape", ()))
+        return not shape or len(shape) < self.x.ndim or bool(shape[0] == 1)
+
     def parameter(self, value: object, name: str) -> Array:
         """A per-element parameter (weight, pos_weight) broadcastable to ``logits``."""
         arr = as_parameter_array(value, name, self.xp, self.x, allow_scalar=True)

@@ -1135,6 +1135,8 @@ def check_rowwise_gradient(
         ("sigmoid_focal_loss", {"gamma": 0.5, "poly_epsilon": 1.0}),
         ("sigmoid_focal_loss", {"weight": "per-class", "label_smoothing": 0.1}),
         ("binary_cross_entropy", {"weight": "per-class", "poly_epsilon": -0.5}),
+        ("binary_cross_entropy", {"pos_weight": "per-class"}),
+        ("sigmoid_focal_loss", {"gamma": "per-class", "alpha": None}),
     ],
     ids=str,
 )
@@ -1152,8 +1154,9 @@ def test_torch_elementwise_losses_by_row_blocks_gradient(xp, device, monkeypatch
     name, options = case
     opts = dict(options)
     rng = np.random.default_rng(29)
-    if opts.get("weight") == "per-class":
-        opts["weight"] = torch.tensor(rng.uniform(0.5, 2.0, 7))
+    for key in ("weight", "pos_weight", "gamma"):
+        if opts.get(key) == "per-class":
+            opts[key] = torch.tensor(rng.uniform(0.5, 2.0, 7))
     x_np = rng.normal(0, 4, (12, 7))
     x_np.flat[::9] = 35.0  # saturated elements
     y = torch.tensor(rng.random((12, 7)) < 0.3, dtype=torch.float64)
@@ -1166,6 +1169,13 @@ def test_torch_elementwise_losses_by_row_blocks_gradient(xp, device, monkeypatch
     for other in (y.clone().requires_grad_(), y[:1]):  # a target gradient; broadcast targets
         out = loss_of(x, other)
         assert not any(type(f).__name__ == "RowwiseLossBackward" for f in _graph(out.grad_fn))
+    for key in ("pos_weight", "gamma"):  # a per-class option that needs its gradient
+        if isinstance(opts.get(key), torch.Tensor):
+            opts[key] = opts[key].clone().requires_grad_()
+            out = loss_of(x)
+            assert not any(type(f).__name__ == "RowwiseLossBackward" for f in _graph(out.grad_fn))
+            (g,) = torch.autograd.grad(out.sum(), opts[key])
+            assert torch.isfinite(g).all()
 
 
 def _graph(node: Any) -> list[Any]:

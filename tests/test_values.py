@@ -262,6 +262,8 @@ SFL_CASES: dict[str, dict[str, Any]] = {
     "gamma_3.5": {"gamma": 3.5},
     "gamma_per_sample": {"gamma_array": (40, 1)},
     "gamma_per_element": {"gamma_array": (40, 7), "targets": "hard"},
+    "gamma_per_class_pos_weight": {"gamma_array": (7,), "pos_weight": (7,)},
+    "gamma_per_class": {"gamma_array": (1, 7), "alpha": None},
     "smooth_uniform": {"label_smoothing": 0.2, "targets": "hard"},
     "smooth_others": {"label_smoothing": 0.2, "smoothing": "others", "targets": "hard"},
     "smooth_others_alpha_none": {
