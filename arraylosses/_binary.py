@@ -118,6 +118,12 @@ def binary_cross_entropy(
     pw = None if pos_weight is None else inputs.parameter(pos_weight, "pos_weight")
     w = None if weight is None else inputs.parameter(weight, "weight")
     eps = 0.0 if poly_epsilon == 0.0 else check_finite_float(poly_epsilon, "poly_epsilon")
+    if w is None and pw is None and eps == 0.0:
+        # the sigmoid focal loss at gamma 0 without alpha is this loss: its reduced
+        # kernel, where the backend has one
+        reduced = _reduced_focal_kernel(inputs, None, 0.0)
+        if reduced is not None:
+            return reduced
 
     def elements(block: BinaryInputs) -> Array:
         return _binary_cross_entropy_elements(block, pw, eps)
@@ -249,29 +255,35 @@ def sigmoid_focal_loss(
     inputs = BinaryInputs(
         logits, targets, label_smoothing, smoothing, from_logits, reduction, where, normalizer
     )
-    xp, x, y = inputs.xp, inputs.x, inputs.y
+    xp, x = inputs.xp, inputs.x
     g = check_gamma(gamma, xp, x, inputs.backend)
     a = None if alpha is None else check_unit_interval(alpha, "alpha")
     pw = None if pos_weight is None else inputs.parameter(pos_weight, "pos_weight")
     w = None if weight is None else inputs.parameter(weight, "weight")
     eps = 0.0 if poly_epsilon == 0.0 else check_finite_float(poly_epsilon, "poly_epsilon")
-    if (
-        inputs.from_logits
-        and inputs.reduction != "none"
-        and isinstance(g, float)
-        and inputs.where is None
-        and w is None
-        and pw is None
-        and eps == 0.0
-    ):
-        # delegate where possible
-        reduction = "sum" if inputs.normalizer is not None else inputs.reduction
-        reduced = inputs.backend.reduced_sigmoid_focal(x, y, a, g, reduction, xp)
+    if isinstance(g, float) and w is None and pw is None and eps == 0.0:
+        reduced = _reduced_focal_kernel(inputs, a, g)  # delegate where possible
         if reduced is not None:
-            if inputs.normalizer is not None:
-                reduced = inputs.normalize(reduced)
-            return inputs.cast(reduced)
+            return reduced
     return sigmoid_focal_by_definition(inputs, a, g, w, pw, eps)
+
+
+def _reduced_focal_kernel(inputs: BinaryInputs, alpha: float | None, gamma: float) -> Array | None:
+    """The reduced sigmoid focal loss (a float gamma, no weights, no Poly-1) by the
+    backend's kernel (``Backend.reduced_sigmoid_focal``), normalised and cast; None
+    where it has none or the call needs the definition (probabilities, no
+    reduction, a ``where`` mask)."""
+    if not inputs.from_logits or inputs.reduction == "none" or inputs.where is not None:
+        return None
+    reduction = "sum" if inputs.normalizer is not None else inputs.reduction
+    reduced = inputs.backend.reduced_sigmoid_focal(
+        inputs.x, inputs.y, alpha, gamma, reduction, inputs.xp
+    )
+    if reduced is None:
+        return None
+    if inputs.normalizer is not None:
+        reduced = inputs.normalize(reduced)
+    return inputs.cast(reduced)
 
 
 def sigmoid_focal_by_definition(

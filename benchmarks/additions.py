@@ -4,6 +4,9 @@
   (gamma_neg 4, gamma_pos 0, clip 0.05), mean: against timm's
   ``AsymmetricLossMultiLabel`` formula transcribed in PyTorch (timm's wheel needs
   another torch), forward and forward+backward.
+- Binary cross-entropy on the same inputs, mean: against PyTorch's fused
+  ``F.binary_cross_entropy_with_logits``, forward and forward+backward (no target:
+  ours keeps both tails accurate, which the fused kernel rounds away).
 - Poly-1 cross-entropy, (4096, 1000) float32, integer labels, epsilon 1: against
   ``optax.losses.poly_loss_cross_entropy`` (one-hot labels) under ``jax.jit``,
   forward and forward+backward.
@@ -20,6 +23,7 @@ import arraylosses as al
 from ._harness import Row, Settings, interleaved
 
 ASL = "asymmetric loss (f)"
+BCE = "binary cross-entropy (f)"
 POLY = "Poly-1 cross-entropy (f)"
 
 
@@ -70,6 +74,23 @@ def run(settings: Settings) -> list[Row]:
     for measure, (a, b) in pairs.items():
         t_ours, t_peer = interleaved(a, b, settings)
         rows.append(Row(ASL, "torch", measure, "timm formula", t_ours, t_peer, 1.0))
+    import torch.nn.functional as F
+
+    bce_pairs = {
+        "forward": (
+            lambda: al.binary_cross_entropy(x, y),
+            lambda: F.binary_cross_entropy_with_logits(x, y),
+        ),
+        "forward+backward": (
+            backward(al.binary_cross_entropy),
+            backward(F.binary_cross_entropy_with_logits),
+        ),
+    }
+    for measure, (a, b) in bce_pairs.items():
+        t_ours, t_peer = interleaved(a, b, settings)
+        rows.append(
+            Row(BCE, "torch", measure, "F.binary_cross_entropy_with_logits", t_ours, t_peer)
+        )
 
     m = settings.size(4096, 256)
     logits = jax.device_put(rng.standard_normal((m, 1000), dtype=np.float32))

@@ -376,6 +376,55 @@ def assert_torch_pure(out: Any) -> None:
     assert "ReducedElementwiseLoss" not in nodes, f"pure path not taken: {nodes}"
 
 
+BCE_KERNEL_CASES = [
+    *(({}, r) for r in ("mean", "sum")),
+    *(({"label_smoothing": 0.1}, r) for r in ("mean", "sum")),
+    ({"label_smoothing": 0.2, "smoothing": "others"}, "sum"),
+    ({"normalizer": 7.0}, "mean"),  # (a normalizer divides "mean" only)
+]
+
+
+def binary_cross_entropy_by_definition(x: Any, y: Any, reduction: str, **options: Any) -> Any:
+    """The validated inputs, the per-element definition and the reduction."""
+    from arraylosses._binary import _binary_cross_entropy_elements
+
+    eps = options.get("label_smoothing", 0.0)
+    smoothing = options.get("smoothing", "uniform")
+    normalizer = options.get("normalizer")
+    inputs = BinaryInputs(x, y, eps, smoothing, True, reduction, None, normalizer)
+    return inputs.finish(_binary_cross_entropy_elements(inputs, None, 0.0))
+
+
+@fast_backends_only
+@pytest.mark.usefixtures("small_blocks")
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize(("options", "reduction"), BCE_KERNEL_CASES, ids=str)
+def test_binary_cross_entropy_takes_the_focal_kernel(
+    xp, backend, device, dtype, options, reduction
+):
+    """The reduced binary cross-entropy of logits without weights or Poly-1 is the
+    sigmoid focal loss at gamma 0 without alpha, by its blockwise kernel: its value
+    against the BCE definition, and on PyTorch its analytic gradient against autograd
+    through the definition (in float64, where autograd keeps its digits)."""
+    rng = np.random.default_rng(13)
+    x = to_xp(xp, device, logits_np(rng, (37, 11)), dtype)
+    y = to_xp(xp, device, sigmoid_targets(rng, (37, 11), "soft"), dtype)
+    got = al.binary_cross_entropy(x, y, reduction=reduction, **options)
+    want = binary_cross_entropy_by_definition(x, y, reduction, **options)
+    assert_close(got, want, rtol=RTOL[dtype] * 4, atol=0)
+    if backend != "torch":
+        return
+    out, g = torch_grad(al.binary_cross_entropy, x, y, reduction=reduction, **options)
+    assert_torch_fast(out)
+    wide = xp.float64
+    _, g_def = torch_grad(
+        binary_cross_entropy_by_definition, xp.astype(x, wide), xp.astype(y, wide), reduction,
+        **options,
+    )  # fmt: skip
+    scale = float(g_def.abs().max())
+    assert_close(xp.astype(g, wide), g_def, rtol=RTOL[dtype] * 4, atol=RTOL[dtype] * scale)
+
+
 @torch_only
 @pytest.mark.parametrize("blocks", ["one block", "small blocks"])
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
