@@ -128,13 +128,23 @@ def binary_cross_entropy(
     def elements(block: BinaryInputs) -> Array:
         return _binary_cross_entropy_elements(block, pw, eps)
 
-    # by row blocks unless pos_weight varies along the cut axis (weight multiplies
-    # the result)
-    if inputs.same_in_every_block(pw):
-        loss = inputs.backend.rowwise(elements, inputs, pw)
-    else:
-        loss = elements(inputs)
+    loss = _elementwise(elements, inputs, pw)  # (weight multiplies the result)
     return inputs.finish(loss if w is None else w * loss)
+
+
+def _elementwise(
+    elements: Callable[[BinaryInputs], Array], inputs: BinaryInputs, *options: object
+) -> Array:
+    """``elements(inputs)``, the per-element loss, by row blocks
+    (:meth:`~._backends.Backend.rowwise`) where no array among ``options`` varies
+    along the cut axis (:meth:`BinaryInputs.same_in_every_block`), whole otherwise.
+    The one array option, if any, goes along: a backend leaves a call whose option
+    needs a gradient to the definition (``rowwise`` takes one such parameter, so two
+    arrays take the whole definition)."""
+    arrays = [v for v in options if v is not None and not isinstance(v, float)]
+    if len(arrays) <= 1 and all(map(inputs.same_in_every_block, arrays)):
+        return inputs.backend.rowwise(elements, inputs, arrays[0] if arrays else None)
+    return elements(inputs)
 
 
 def _binary_cross_entropy_elements(
@@ -302,13 +312,10 @@ def sigmoid_focal_by_definition(
     def elements(block: BinaryInputs) -> Array:
         return _sigmoid_focal_elements(block, alpha, gamma, pos_weight, poly_epsilon)
 
-    arrays = [v for v in (gamma, pos_weight) if v is not None and not isinstance(v, float)]
-    if not callable(gamma) and len(arrays) <= 1 and all(map(inputs.same_in_every_block, arrays)):
-        # (the one array option goes along: a backend leaves it to the definition
-        # where it needs a gradient)
-        loss = inputs.backend.rowwise(elements, inputs, arrays[0] if arrays else None)
-    else:  # (a callable gamma, or options that vary by row, would have to be cut too)
+    if callable(gamma):  # (it may depend on the whole batch: never cut)
         loss = elements(inputs)
+    else:
+        loss = _elementwise(elements, inputs, gamma, pos_weight)
     return inputs.finish(loss if weight is None else weight * loss)
 
 
@@ -427,8 +434,7 @@ def asymmetric_loss(
     def elements(block: BinaryInputs) -> Array:
         return _asymmetric_elements(block, g_pos, g_neg, m)
 
-    # (elementwise: evaluated by blocks where whole-array temporaries are dear)
-    return inputs.finish(inputs.backend.rowwise(elements, inputs, None))
+    return inputs.finish(_elementwise(elements, inputs))
 
 
 def _asymmetric_elements(inputs: BinaryInputs, g_pos: float, g_neg: float, m: float) -> Array:

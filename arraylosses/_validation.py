@@ -436,8 +436,8 @@ def check_loss_options(options: dict[str, Any], *, array_alpha: bool = False) ->
         options.get("from_logits", True),
     )
     alpha = options.get("alpha")
-    if alpha is not None and not (array_alpha and not isinstance(alpha, numbers.Real)):
-        check_unit_interval(alpha, "alpha")
+    if alpha is not None and (isinstance(alpha, numbers.Real) or not array_alpha):
+        check_unit_interval(alpha, "alpha")  # (a per-class array: checked when called)
     if "gamma" in options:
         check_gamma_option(options["gamma"])
     if "poly_epsilon" in options:

@@ -13,8 +13,9 @@ one place that reads torch internals.
   a gradient wanted, go through :class:`ReducedSoftmaxFocal` (:meth:`TorchBackend.label_kernel`):
   one exponential per logit and one saved buffer, which the backward pass turns into
   the analytic gradient.
-- Other softmax losses and the asymmetric loss on large eager CPU tensors are
-  evaluated by row blocks (:meth:`TorchBackend.rowwise`, :class:`RowwiseLoss`).
+- Other softmax losses, the asymmetric loss, and the binary cross-entropy and the
+  sigmoid focal loss where they take their definition, are evaluated by row blocks
+  on large eager CPU tensors (:meth:`TorchBackend.rowwise`, :class:`RowwiseLoss`).
 - The reduced sigmoid focal loss of eager tensors goes through
   :class:`ReducedElementwiseLoss`: autograd through the formula saves a dozen
   full-size intermediates; this function evaluates the loss block by block and, when
