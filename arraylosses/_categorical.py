@@ -16,10 +16,12 @@ from ._elementwise import (
     cross_entropy_of_distribution,
     cross_entropy_of_labels,
     poly_log_prob,
+    softmax_focal_slope,
     softmax_focal_terms,
     without_massless,
 )
 from ._inputs import SoftmaxInputs
+from ._primitives import modulating_factor
 from ._typing import Array
 from ._validation import check_alpha_array, check_finite_float, check_gamma, check_unit_interval
 
@@ -304,7 +306,12 @@ def softmax_focal_loss(
             return inputs.cast(reduced)
     elements = functools.partial(_focal_elements, alpha_vec=alpha_vec, gamma=g, epsilon=eps)
     if isinstance(g, float):  # row-wise (a callable or an array gamma is not cut)
-        loss = inputs.backend.rowwise(elements, inputs, alpha_vec)
+        gradient = None
+        if _has_smoothed_gradient(inputs):
+            gradient = functools.partial(
+                smoothed_focal_gradient, alpha_vec=alpha_vec, gamma=g, epsilon=eps
+            )
+        loss = inputs.backend.rowwise(elements, inputs, alpha_vec, gradient)
     else:
         loss = elements(inputs)
     if alpha_scalar is not None:
@@ -322,40 +329,114 @@ def _focal_elements(
     are zeroed)."""
     xp, x, g, eps = inputs.xp, inputs.x, gamma, epsilon
     if inputs.labels is None or inputs.b != 0.0:
-        log_p, scale = inputs.log_probs()
-        one_minus_p = _one_minus_p(inputs, log_p, scale)
-        if callable(g):  # sample-dependent focusing, on each class's probability
-            g = g(xp.exp(scale * log_p) if inputs.from_logits else x)
-        # classes that get no mass (target or alpha) contribute exactly 0, even
-        # masked ones (logit -inf): 0 log 0 = 0, guarded before the factor multiplies
-        if inputs.labels is None:
-            log_p = without_massless(log_p, inputs.dist, xp)
-        if alpha_vec is not None:
-            log_p = without_massless(log_p, inputs.broadcast_class(alpha_vec), xp)
-        log_term = poly_log_prob(log_p, one_minus_p, eps / scale)
-        terms = softmax_focal_terms(log_term, one_minus_p, g, xp)
-        if alpha_vec is not None:
-            terms = inputs.broadcast_class(alpha_vec) * terms
-        if inputs.labels is None:
-            loss = cross_entropy_of_distribution(terms, inputs.dist, inputs.axis, xp)
-        else:
-            labels, _, _ = inputs.label_masks()
-            picked = inputs.take_class(terms, labels)  # (smoothed: b > 0 here)
-            loss = cross_entropy_of_labels(picked, inputs.row_sum(terms), inputs.a, inputs.b)
+        _, _, _, _, terms, scale = _every_class_terms(inputs, alpha_vec, g, eps)
+        return _times(scale, _loss_of_terms(inputs, terms))
+    # Hard labels without smoothing: only the label's class term contributes.
+    labels, _, _ = inputs.label_masks()
+    picked, scale = inputs.label_log_probs()
+    if inputs.from_logits:
+        one_minus_p = -xp.expm1(scale * picked)
     else:
-        # Hard labels without smoothing: only the label's class term contributes.
-        labels, _, _ = inputs.label_masks()
-        picked, scale = inputs.label_log_probs()
-        if inputs.from_logits:
-            one_minus_p = -xp.expm1(scale * picked)
-        else:
-            one_minus_p = 1 - inputs.take_class(x, labels)
-        if callable(g):  # sample-dependent focusing, on the label's probability
-            g = g(1 - one_minus_p)
-        elif not isinstance(g, float):  # the label's own focusing parameter
-            g = inputs.take_class(xp.broadcast_to(g, tuple(x.shape)), labels)
-        log_term = poly_log_prob(picked, one_minus_p, eps / scale)
-        loss = -softmax_focal_terms(log_term, one_minus_p, g, xp)
-        if alpha_vec is not None:
-            loss = inputs.class_values(alpha_vec, labels) * loss
+        one_minus_p = 1 - inputs.take_class(x, labels)
+    if callable(g):  # sample-dependent focusing, on the label's probability
+        g = g(1 - one_minus_p)
+    elif not isinstance(g, float):  # the label's own focusing parameter
+        g = inputs.take_class(xp.broadcast_to(g, tuple(x.shape)), labels)
+    log_term = poly_log_prob(picked, one_minus_p, eps / scale)
+    loss = -softmax_focal_terms(log_term, one_minus_p, g, xp)
+    if alpha_vec is not None:
+        loss = inputs.class_values(alpha_vec, labels) * loss
     return _times(scale, loss)
+
+
+def _every_class_terms(
+    inputs: SoftmaxInputs,
+    alpha_vec: Array | None,
+    gamma: float | Array | Callable[[Array], Array],
+    epsilon: float,
+) -> tuple[Array, Array, Array, Array | None, Array, float]:
+    """What the focal loss of a distribution or of smoothed labels is made of, where
+    every class term counts: ``(log p, guarded log p, 1 - p, (1 - p)^gamma, alpha_c
+    T_c, scale)``, the log-probabilities in units of ``scale``. The guarded
+    log-probability is 0 for a class that gets no mass (target or alpha): ``0 log 0 =
+    0``, guarded before the factor multiplies it, even for a masked class (logit
+    ``-inf``). The factor is None where the terms did not need it (gamma 0)."""
+    xp, x, g = inputs.xp, inputs.x, gamma
+    log_p, scale = inputs.log_probs()
+    one_minus_p = _one_minus_p(inputs, log_p, scale)
+    if callable(g):  # sample-dependent focusing, on each class's probability
+        g = g(xp.exp(scale * log_p) if inputs.from_logits else x)
+    guarded = log_p
+    if inputs.labels is None:
+        guarded = without_massless(guarded, inputs.dist, xp)
+    if alpha_vec is not None:
+        guarded = without_massless(guarded, inputs.broadcast_class(alpha_vec), xp)
+    factor = None
+    if not (isinstance(g, float) and g == 0.0):
+        factor = modulating_factor(one_minus_p, g, xp)
+    log_term = poly_log_prob(guarded, one_minus_p, epsilon / scale)
+    terms = softmax_focal_terms(log_term, one_minus_p, g, xp, factor)
+    if alpha_vec is not None:
+        terms = inputs.broadcast_class(alpha_vec) * terms
+    return log_p, guarded, one_minus_p, factor, terms, scale
+
+
+def _loss_of_terms(inputs: SoftmaxInputs, terms: Array) -> Array:
+    """``-sum_c q'_c terms_c``: the loss of every class's (weighted) term."""
+    if inputs.labels is None:
+        return cross_entropy_of_distribution(terms, inputs.dist, inputs.axis, inputs.xp)
+    labels, _, _ = inputs.label_masks()
+    picked = inputs.take_class(terms, labels)  # (smoothed: b > 0 here)
+    return cross_entropy_of_labels(picked, inputs.row_sum(terms), inputs.a, inputs.b)
+
+
+def _has_smoothed_gradient(inputs: SoftmaxInputs) -> bool:
+    """Whether :func:`smoothed_focal_gradient` applies: smoothed class indices
+    without a prior, from logits whose log-probabilities are in nats."""
+    return (
+        inputs.labels is not None
+        and inputs.b != 0.0
+        and inputs.prior is None
+        and inputs.from_logits
+        and inputs.backend.log_prob_scale(inputs.out_dtype, inputs.x.dtype, inputs.num_classes)
+        == 1.0
+    )
+
+
+def smoothed_focal_gradient(
+    inputs: SoftmaxInputs, alpha_vec: Array | None, gamma: float, epsilon: float
+) -> tuple[Array, Array]:
+    r"""``(loss, d sum(loss) / d x)``: the per-element softmax focal loss of smoothed
+    class indices (``q' = a onehot + b``, no prior) from logits, as
+    :func:`_focal_elements` gives it, and the gradient of its sum with respect to the
+    logits, analytically. With ``m_c = alpha_c q'_c`` and ``S_c`` the slope of the
+    class term (:func:`~arraylosses._elementwise.softmax_focal_slope`):
+
+    .. math::
+
+        \frac{\partial \ell}{\partial x_j} = p_j \sum_c m_c S_c - m_j S_j
+        = p_j \left(a \alpha_y S_y + b \sum_c \alpha_c S_c\right)
+          - b \alpha_j S_j - [j = y]\, a \alpha_y S_y
+
+    Five full-size operations for the gradient besides the slope, done in place on this
+    function's own temporaries, where automatic differentiation of the definition
+    saves and revisits every intermediate. A row block's evaluator
+    (``Backend.rowwise``) calls it on each block.
+    """
+    xp, ax = inputs.xp, inputs.axis
+    log_p, guarded, one_minus_p, factor, terms, _ = _every_class_terms(
+        inputs, alpha_vec, gamma, epsilon
+    )
+    loss = _loss_of_terms(inputs, terms)
+    p = xp.exp(log_p)
+    slope = softmax_focal_slope(guarded, one_minus_p, gamma, epsilon, xp, p=p, factor=factor)
+    a, b = inputs.a, inputs.b  # (b > 0 here)
+    # In place on this function's own temporaries (nothing differentiates them):
+    # fewer fresh full-size allocations, which cost more than the arithmetic on CPU.
+    slope *= b if alpha_vec is None else inputs.broadcast_class(b * alpha_vec)  # b alpha_c S_c
+    labels, _, _ = inputs.label_masks()
+    at_label = (a / b) * inputs.take_class(slope, labels)  # a alpha_y S_y
+    per_row = at_label + xp.sum(slope, axis=ax)
+    p *= xp.expand_dims(per_row, axis=ax)
+    p -= slope
+    return loss, inputs.backend.add_at_label(p, labels, -at_label, ax, xp)

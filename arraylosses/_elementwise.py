@@ -277,16 +277,20 @@ def softmax_focal_slope(
 
     .. math::
 
-        \frac{dT}{d \log p} = u^\gamma \left[ 1 + \varepsilon p
-            - \gamma p \left( \frac{\log p}{u} - \varepsilon \right) \right]
+        \frac{dT}{d \log p} = u^{\gamma - 1} \left[ u (1 + \varepsilon p)
+            - \gamma p (\log p - \varepsilon u) \right]
 
     A softmax loss ``-sum_c m_c T_c`` then has ``d loss / d x_j = sum_c m_c S_c
     (p_j - [c = j])`` for ``S = dT/d log p``: the analytic gradients (the PyTorch
-    autograd function, :mod:`arraylosses.boosting`) take it from here.
+    autograd functions, :mod:`arraylosses.boosting`) take it from here.
 
-    Where ``u`` is 0 (a class of probability 1, so ``log p`` is 0 too) ``log p / u``
-    is taken as 0: it is multiplied by ``u^gamma = 0`` there, or by ``gamma = 0``, so
-    any finite value gives the same slope. ``p`` (``exp(log p)``) and ``factor``
+    For a float ``gamma >= 1`` the power ``u^(gamma - 1)`` is bounded and is taken as
+    written (four operations at ``gamma = 2``, ``epsilon = 0``). For ``0 < gamma < 1``
+    or an array gamma it is unbounded as ``u -> 0``, so the slope is evaluated as
+    ``u^gamma [1 + eps p - gamma p (log p / u - eps)]``, where ``log p / u`` is taken
+    as 0 where ``u`` is 0 (a class of probability 1, so ``log p`` is 0 too): it is
+    multiplied by ``u^gamma = 0`` there, or by ``gamma = 0``, so any finite value gives
+    the same slope. ``p`` (``exp(log p)``) and, for that second form, ``factor``
     (``modulating_factor(u, gamma)``) may be passed by a caller that has them.
     """
     if isinstance(gamma, float) and gamma == 0.0:  # (a cross-entropy term: no p needed)
@@ -295,9 +299,16 @@ def softmax_focal_slope(
         return 1 + epsilon * (xp.exp(log_p) if p is None else p)
     if p is None:
         p = xp.exp(log_p)
-    ratio = log_p / xp.where(one_minus_p > 0, one_minus_p, xp.ones_like(one_minus_p))
+    u = one_minus_p
+    if isinstance(gamma, float) and gamma >= 1.0:
+        if epsilon == 0.0:
+            inner = u - gamma * (p * log_p)
+        else:
+            inner = u * (1 + epsilon * p) - gamma * (p * (log_p - epsilon * u))
+        return inner if gamma == 1.0 else modulating_factor(u, gamma - 1.0, xp) * inner
+    ratio = log_p / xp.where(u > 0, u, xp.ones_like(u))
     if factor is None:
-        factor = modulating_factor(one_minus_p, gamma, xp)
+        factor = modulating_factor(u, gamma, xp)
     if epsilon == 0.0:
         return factor * (1 - gamma * p * ratio)
     return factor * ((1 + epsilon * p) - gamma * p * (ratio - epsilon))

@@ -37,6 +37,7 @@ from arraylosses._categorical import cross_entropy_by_definition
 from arraylosses._elementwise import binary_terms, sigmoid_focal, sigmoid_focal_gradient
 from arraylosses._inputs import BinaryInputs, SoftmaxInputs
 from arraylosses._primitives import log_sigmoid_pair
+from arraylosses.testing import reference as ref
 
 FAST_BACKENDS = ("numpy", "torch")
 NO_FAST_PATH = "no native path on this backend (compiled, lazy or the oracle): nothing to compare"
@@ -1101,6 +1102,13 @@ def test_torch_softmax_focal_kernel_where_the_label_probability_underflows(
         ("softmax_focal_loss", {"gamma": 0.5, "poly_epsilon": 1.0, "smoothing": "others",
                                 "label_smoothing": 0.2}),
         ("softmax_focal_loss", {"targets": "distribution", "alpha": 0.25}),
+        ("softmax_focal_loss", {"gamma": 1.0, "label_smoothing": 1.0}),
+        ("softmax_focal_loss", {"gamma": 2.5, "alpha": [1.0, 0.0, 2.0, 0.5, 1.5],
+                                "label_smoothing": 0.3, "poly_epsilon": -0.7}),
+        ("softmax_focal_loss", {"gamma": 0.0, "label_smoothing": 0.1, "smoothing": "others"}),
+        ("softmax_focal_loss", {"gamma": 3.0, "alpha": 0.25, "label_smoothing": 0.1}),
+        ("softmax_focal_loss", {"smoothing": [0.1, 0.2, 0.3, 0.2, 0.2],
+                                "label_smoothing": 0.3}),
         ("cross_entropy", {"poly_epsilon": 2.0, "ignore_index": 1}),
         ("cross_entropy", {"smoothing": [0.1, 0.2, 0.3, 0.2, 0.2], "label_smoothing": 0.3,
                            "weight": [1.0, 2.0, 0.5, 3.0, 1.5]}),
@@ -1143,6 +1151,160 @@ def test_torch_rowwise_blocks_gradient_equals_the_definition(
         return fn(z, t, axis=axis, reduction=reduction, **opts)
 
     check_rowwise_gradient(loss_of, x_np, rng)
+
+
+@torch_only
+@pytest.mark.parametrize(
+    ("options", "analytic"),
+    [
+        ({"label_smoothing": 0.1}, True),
+        ({"label_smoothing": 0.2, "alpha": [1.0, 0.0, 2.0, 0.5, 1.5], "ignore_index": 1}, True),
+        ({"label_smoothing": 0.1, "gamma": 0.5, "poly_epsilon": 1.0}, True),
+        ({"label_smoothing": 0.1, "smoothing": [0.1, 0.2, 0.3, 0.2, 0.2]}, False),  # a prior
+        ({"label_smoothing": 0.1, "targets": "distribution"}, False),
+        ({"label_smoothing": 0.1, "from_logits": False}, False),
+        ({"label_smoothing": 0.1, "gamma": "per-class"}, False),  # (not cut into blocks)
+    ],
+    ids=str,
+)
+def test_torch_smoothed_focal_blocks_take_the_analytic_gradient(
+    xp, device, monkeypatch, options, analytic
+):
+    """Smoothed class indices from logits (a float gamma, no prior): each row block's
+    gradient is the analytic ``smoothed_focal_gradient``, called once per block and
+    nowhere else; the other softmax focal losses keep autograd through the
+    definition. The value and gradient agree with torch.func on the whole definition."""
+    import torch
+
+    from arraylosses import _categorical
+    from arraylosses._backends import _torch
+
+    monkeypatch.setattr(_torch, "ROW_BLOCK", 16)
+    calls = []
+    original = _categorical.smoothed_focal_gradient
+
+    def counted(*args: Any, **kwargs: Any) -> Any:
+        calls.append(args[0].x.shape)
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(_categorical, "smoothed_focal_gradient", counted)
+    opts = dict(options)
+    rng = np.random.default_rng(31)
+    x_np = rng.normal(0, 3, (6, 5, 4))
+    if opts.pop("targets", None) == "distribution":
+        t = torch.tensor(np.moveaxis(rng.dirichlet(np.ones(5), (6, 4)), -1, 1))
+    else:
+        t = torch.tensor(rng.integers(0, 5, (6, 4)))
+    if opts.get("from_logits") is False:
+        x_np = np.moveaxis(rng.dirichlet(np.ones(5), (6, 4)), -1, 1)
+    if opts.get("gamma") == "per-class":
+        opts["gamma"] = torch.tensor(rng.uniform(0.5, 3.0, (1, 5, 1)))
+    for key in ("alpha", "smoothing"):
+        if isinstance(opts.get(key), list):
+            opts[key] = torch.tensor(opts[key], dtype=torch.float64)
+
+    def loss_of(z: Any) -> Any:
+        return al.softmax_focal_loss(z, t, axis=1, **opts)
+
+    x = torch.tensor(x_np, requires_grad=True)
+    loss = loss_of(x)
+    (got,) = torch.autograd.grad(loss, x)
+    assert len(calls) == (6 if analytic else 0)  # one call per block of 16 logits: 6 rows
+    assert all(shape == (1, 5, 4) for shape in calls)
+    want, want_value = torch.func.grad_and_value(loss_of)(x.detach())
+    assert_close(got, want, rtol=1e-12, atol=1e-15)
+    assert_close(loss.detach(), want_value, rtol=1e-12, atol=0)
+
+
+@pytest.mark.parametrize(
+    "case",
+    [
+        {"gamma": 2.0},
+        {"gamma": 0.0, "ignore_index": 2},
+        {"gamma": 0.5, "alpha": "per-class", "poly_epsilon": 1.5},
+        {"gamma": 3.0, "alpha": "per-class", "smoothing": "others", "label_smoothing": 1.0},
+        {"gamma": 1.5, "poly_epsilon": -0.5},
+    ],
+    ids=str,
+)
+def test_smoothed_focal_gradient_matches_finite_differences(xp, device, case):
+    """The analytic gradient of the smoothed softmax focal loss, written against the
+    array API (every backend runs it, with the generic ``Backend.add_at_label`` or the
+    library's own), against central differences of the float64 reference, and its
+    per-element loss against the reference's."""
+    from arraylosses._categorical import smoothed_focal_gradient
+
+    opts = dict(case)
+    rng = np.random.default_rng(37)
+    x_np = rng.normal(0, 2, (3, 5, 4))
+    x_np[0, :, 0] = [9.0, -9.0, 0.0, 1.0, -2.0]  # a confident row
+    t_np = rng.integers(0, 5, (3, 4))
+    alpha = rng.uniform(0.0, 2.0, 5) if opts.pop("alpha", None) == "per-class" else None
+    if alpha is not None:
+        alpha[1] = 0.0  # a class without mass
+    eps = opts.pop("label_smoothing", 0.2)
+    smoothing = opts.pop("smoothing", "uniform")
+    ignore = opts.pop("ignore_index", None)
+    gamma, poly = opts.pop("gamma"), opts.pop("poly_epsilon", 0.0)
+    assert not opts
+
+    def reference(z: np.ndarray, reduction: str) -> Any:
+        return ref.softmax_focal_loss(
+            z, t_np, axis=1, alpha=alpha, gamma=gamma, label_smoothing=eps,
+            smoothing=smoothing, poly_epsilon=poly, ignore_index=ignore, reduction=reduction,
+        )  # fmt: skip
+
+    h = 1e-6
+    fd = np.zeros_like(x_np)
+    for i in np.ndindex(x_np.shape):
+        up, down = x_np.copy(), x_np.copy()
+        up[i] += h
+        down[i] -= h
+        fd[i] = (float(reference(up, "sum")) - float(reference(down, "sum"))) / (2 * h)
+    inputs = SoftmaxInputs(
+        xp.asarray(x_np, device=device), xp.asarray(t_np, device=device), 1, ignore, eps,
+        smoothing, True, "none",
+    )  # fmt: skip
+    alpha_vec = None if alpha is None else inputs.per_class(alpha.tolist(), "alpha")
+    loss, grad = smoothed_focal_gradient(inputs, alpha_vec, gamma, poly)
+    loss, grad = np.asarray(loss), np.asarray(grad)
+    if ignore is not None:  # (ignored labels count nowhere: the caller zeroes them)
+        kept = t_np != ignore
+        loss = np.where(kept, loss, 0.0)
+        grad = np.where(kept[:, None], grad, 0.0)
+    np.testing.assert_allclose(loss, reference(x_np, "none"), rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(grad, fd, rtol=1e-6, atol=1e-8)
+
+
+@torch_only
+def test_softmax_focal_slope_matches_autograd(xp, device):
+    """``softmax_focal_slope`` (both of its arrangements: the power form for a float
+    gamma >= 1, the guarded ratio for 0 < gamma < 1 and array gammas) against autograd
+    of the class term it differentiates, ``(1 - p)^gamma (log p - eps (1 - p))`` as a
+    function of ``log p``, from ``log p = 0`` (p = 1) to deep in the tail."""
+    import torch
+
+    from arraylosses._backends._generic import array_namespace
+    from arraylosses._elementwise import poly_log_prob, softmax_focal_slope, softmax_focal_terms
+
+    tx = array_namespace(torch.zeros(1))
+    log_p = -torch.tensor(
+        [0.0, 1e-300, 1e-12, 1e-6, 0.01, 0.3, 0.69, 1.0, 4.0, 30.0, 700.0],
+        dtype=torch.float64, device=device,
+    )  # fmt: skip
+    gammas: list[Any] = [0.0, 0.5, 1.0, 1.5, 2.0, 2.5, 3.0, 7.0]
+    gammas.append(torch.tensor([0.0, 0.5, 1.0, 2.0, 2.5, 3.0, 0.7, 2.0, 1.0, 0.0, 4.0],
+                               dtype=torch.float64, device=device))  # fmt: skip
+    for gamma in gammas:
+        for eps in (0.0, 0.7, -1.3):
+            leaf = log_p.clone().requires_grad_()
+            u = -torch.expm1(leaf)
+            term = softmax_focal_terms(poly_log_prob(leaf, u, eps), u, gamma, tx)
+            (want,) = torch.autograd.grad(term.sum(), leaf)
+            u0 = -torch.expm1(log_p)
+            got = softmax_focal_slope(log_p, u0, gamma, eps, tx)
+            assert torch.isfinite(got).all(), (gamma, eps)
+            assert_close(got, want, rtol=1e-12, atol=1e-300)
 
 
 def check_rowwise_gradient(

@@ -145,6 +145,17 @@ class Backend:
         """One-hot of in-range labels, class axis last."""
         return _compat.one_hot(labels, num_classes, dtype=dtype, xp=xp)
 
+    def add_at_label(
+        self, values: Array, labels: Array, amounts: Array, axis: int, xp: Namespace
+    ) -> Array:
+        """``values`` plus ``amounts`` (the shape of ``labels``) at each label's class
+        along ``axis``; labels in range. A backend may write into ``values``, a
+        temporary of the caller's."""
+        classes = xp.arange(values.shape[axis], dtype=labels.dtype, device=device(labels))
+        at_label = xp.moveaxis(labels[..., None] == classes, -1, axis)
+        spread = xp.expand_dims(amounts, axis=axis)
+        return values + xp.where(at_label, spread, xp.zeros_like(spread))
+
     def as_result(self, out: Array, dtype: DType, xp: Namespace) -> Array:
         """Cast back to the dtype of ``logits``."""
         return out if out.dtype == dtype else xp.astype(out, dtype)
@@ -180,14 +191,21 @@ class Backend:
         return None
 
     def rowwise(
-        self, elements: Callable[[Any], Array], inputs: RowwiseCall, parameter: Array | None
+        self,
+        elements: Callable[[Any], Array],
+        inputs: RowwiseCall,
+        parameter: Array | None,
+        gradient: Callable[[Any], tuple[Array, Array]] | None = None,
     ) -> Array:
         """``elements(inputs)``: the per-element loss of a loss whose every element
         depends on its own row of logits and its own target only (and on
         ``parameter``, a per-class vector, if any): a softmax loss, or an elementwise
         one (rows of one element). A backend whose whole-array temporaries cost more
         than their arithmetic evaluates it block by block (``inputs.block_cuts``);
-        the definition is the same either way."""
+        the definition is the same either way. ``gradient``, where the loss has one,
+        returns ``(elements(inputs), d sum(elements(inputs)) / d inputs.x)`` with the
+        gradient written analytically; a backend with automatic differentiation may
+        take a block's gradient from it instead of differentiating the definition."""
         return elements(inputs)
 
 

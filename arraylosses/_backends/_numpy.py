@@ -89,7 +89,11 @@ class NumPyBackend(HostBackend):
         return picked - np.log(np.add.reduce(shifted, axis=axis))
 
     def rowwise(
-        self, elements: Callable[[Any], Array], inputs: RowwiseCall, parameter: Array | None
+        self,
+        elements: Callable[[Any], Array],
+        inputs: RowwiseCall,
+        parameter: Array | None,
+        gradient: Callable[[Any], tuple[Array, Array]] | None = None,
     ) -> Array:
         if inputs.x.size < 2 * ROW_BLOCK:
             return elements(inputs)

@@ -16,6 +16,9 @@ one place that reads torch internals.
 - Other softmax losses, the asymmetric loss, and the binary cross-entropy and the
   sigmoid focal loss where they take their definition, are evaluated by row blocks
   on large eager CPU tensors (:meth:`TorchBackend.rowwise`, :class:`RowwiseLoss`).
+  Each block's gradient is autograd through the definition on that block, or the
+  loss's analytic gradient where it passes one (the softmax focal loss of smoothed
+  class indices: :func:`~arraylosses._categorical.smoothed_focal_gradient`).
 - The reduced sigmoid focal loss of eager tensors goes through
   :class:`ReducedElementwiseLoss`: autograd through the formula saves a dozen
   full-size intermediates; this function evaluates the loss block by block and, when
@@ -231,7 +234,11 @@ class TorchBackend(Backend):
         return total
 
     def rowwise(
-        self, elements: Callable[[Any], Array], inputs: RowwiseCall, parameter: Array | None
+        self,
+        elements: Callable[[Any], Array],
+        inputs: RowwiseCall,
+        parameter: Array | None,
+        gradient: Callable[[Any], tuple[Array, Array]] | None = None,
     ) -> Array:
         x = inputs.x
         if not inputs.eager or x.numel() < 2 * ROW_BLOCK:
@@ -244,8 +251,14 @@ class TorchBackend(Backend):
         if inputs.targets.requires_grad or (parameter is not None and parameter.requires_grad):
             return elements(inputs)  # (only the logits' gradient is evaluated by blocks)
         apply: Any = RowwiseLoss.apply
-        loss: torch.Tensor = apply(x, elements, inputs, cuts)
+        loss: torch.Tensor = apply(x, elements, inputs, cuts, gradient)
         return loss
+
+    def add_at_label(
+        self, values: Array, labels: Array, amounts: Array, axis: int, xp: Namespace
+    ) -> Array:
+        index = labels.long().unsqueeze(axis)
+        return values.scatter_add_(axis, index, amounts.unsqueeze(axis).to(values.dtype))
 
     def cross_entropy(self, inputs: SoftmaxCall, weight: Array | None) -> Array | None:
         x, targets = inputs.x, inputs.targets
@@ -511,8 +524,9 @@ class ReducedSoftmaxFocal(torch.autograd.Function):
 class RowwiseLoss(torch.autograd.Function):
     """The per-element loss of a row-wise loss (``Backend.rowwise``: a softmax loss, or
     an elementwise one, whose rows are single elements), evaluated block by block
-    with each block's gradient taken at once, by autograd through the definition on
-    that block alone, and written into one full-size buffer.
+    with each block's gradient taken at once, by the loss's analytic ``gradient``
+    where it has one, else by autograd through the definition on that block alone,
+    and written into one full-size buffer.
 
     An element's loss depends on its own row of logits only, so the gradient of
     ``sum_i g_i loss_i`` is every row's gradient times its ``g_i``: the backward pass
@@ -532,16 +546,18 @@ class RowwiseLoss(torch.autograd.Function):
         elements: Callable[[Any], torch.Tensor],
         inputs: RowwiseCall,
         cuts: list[tuple[slice, ...]],
+        gradient: Callable[[Any], tuple[torch.Tensor, torch.Tensor]] | None,
     ) -> torch.Tensor:
         grad = torch.empty_like(x)
-        loss = _rowwise_blocks(elements, inputs, cuts, grad)
+        loss = _rowwise_blocks(elements, inputs, cuts, grad, gradient)
         ctx.save_for_backward(x)
         ctx.elements, ctx.inputs, ctx.cuts, ctx.grad = elements, inputs, cuts, grad
+        ctx.gradient = gradient
         return loss
 
     @staticmethod
     def backward(ctx: Any, grad_output: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
-        nothing = (None,) * 3
+        nothing = (None,) * 4
         if not ctx.needs_input_grad[0]:
             return (None, *nothing)
         (x,) = ctx.saved_tensors
@@ -553,7 +569,7 @@ class RowwiseLoss(torch.autograd.Function):
         grad, ctx.grad = ctx.grad, None
         if grad is None:  # a second backward (retain_graph=True): the buffer was given away
             grad = torch.empty_like(x)
-            _rowwise_blocks(ctx.elements, ctx.inputs, ctx.cuts, grad)
+            _rowwise_blocks(ctx.elements, ctx.inputs, ctx.cuts, grad, ctx.gradient)
         if transform_state((grad_output,), wrapped_only=True)[0]:
             ctx.grad = grad  # a batched output gradient: keep the unbatched buffer
             return (grad * per_row, *nothing)
@@ -565,19 +581,26 @@ def _rowwise_blocks(
     inputs: RowwiseCall,
     cuts: list[tuple[slice, ...]],
     grad: torch.Tensor,
+    gradient: Callable[[Any], tuple[torch.Tensor, torch.Tensor]] | None = None,
 ) -> torch.Tensor:
     """The per-element loss block by block (concatenated); writes each block's
-    gradient of its summed loss into ``grad`` (the shape of the logits)."""
+    gradient of its summed loss into ``grad`` (the shape of the logits): the loss's
+    analytic ``gradient`` where it has one, else autograd through the definition."""
     parts = []
-    with torch.enable_grad():
-        for cut in cuts:
-            block = inputs.block(cut)
-            leaf = block.x.detach().requires_grad_()
-            block.x = leaf
-            loss = elements(block)
-            (block_grad,) = torch.autograd.grad(loss.sum(), leaf)
-            grad[cut].copy_(block_grad)
-            parts.append(loss.detach())
+    for cut in cuts:
+        block = inputs.block(cut)
+        if gradient is not None:
+            with torch.no_grad():
+                block.x = block.x.detach()
+                loss, block_grad = gradient(block)
+        else:
+            with torch.enable_grad():
+                leaf = block.x.detach().requires_grad_()
+                block.x = leaf
+                loss = elements(block)
+                (block_grad,) = torch.autograd.grad(loss.sum(), leaf)
+        grad[cut].copy_(block_grad)
+        parts.append(loss.detach())
     return torch.cat(parts)
 
 
