@@ -307,9 +307,9 @@ def softmax_focal_loss(
     elements = functools.partial(_focal_elements, alpha_vec=alpha_vec, gamma=g, epsilon=eps)
     if isinstance(g, float):  # row-wise (a callable or an array gamma is not cut)
         gradient = None
-        if _has_smoothed_gradient(inputs):
+        if _has_analytic_gradient(inputs):
             gradient = functools.partial(
-                smoothed_focal_gradient, alpha_vec=alpha_vec, gamma=g, epsilon=eps
+                softmax_focal_gradient, alpha_vec=alpha_vec, gamma=g, epsilon=eps
             )
         loss = inputs.backend.rowwise(elements, inputs, alpha_vec, gradient)
     else:
@@ -390,37 +390,38 @@ def _loss_of_terms(inputs: SoftmaxInputs, terms: Array) -> Array:
     return cross_entropy_of_labels(picked, inputs.row_sum(terms), inputs.a, inputs.b)
 
 
-def _has_smoothed_gradient(inputs: SoftmaxInputs) -> bool:
-    """Whether :func:`smoothed_focal_gradient` applies: smoothed class indices
-    without a prior, from logits whose log-probabilities are in nats."""
+def _has_analytic_gradient(inputs: SoftmaxInputs) -> bool:
+    """Whether :func:`softmax_focal_gradient` applies: a distribution, or smoothed
+    class indices without a prior, from logits whose log-probabilities are in nats."""
     return (
-        inputs.labels is not None
-        and inputs.b != 0.0
-        and inputs.prior is None
+        (inputs.labels is None or (inputs.b != 0.0 and inputs.prior is None))
         and inputs.from_logits
         and inputs.backend.log_prob_scale(inputs.out_dtype, inputs.x.dtype, inputs.num_classes)
         == 1.0
     )
 
 
-def smoothed_focal_gradient(
+def softmax_focal_gradient(
     inputs: SoftmaxInputs, alpha_vec: Array | None, gamma: float, epsilon: float
 ) -> tuple[Array, Array]:
-    r"""``(loss, d sum(loss) / d x)``: the per-element softmax focal loss of smoothed
-    class indices (``q' = a onehot + b``, no prior) from logits, as
-    :func:`_focal_elements` gives it, and the gradient of its sum with respect to the
-    logits, analytically. With ``m_c = alpha_c q'_c`` and ``S_c`` the slope of the
-    class term (:func:`~arraylosses._elementwise.softmax_focal_slope`):
+    r"""``(loss, d sum(loss) / d x)``: the per-element softmax focal loss where every
+    class term counts -- a target distribution ``q'``, or class indices smoothed to
+    ``q' = a onehot + b`` (no prior) -- from logits, as :func:`_focal_elements`
+    gives it, and the gradient of its sum with respect to the logits, analytically.
+    With ``m_c = alpha_c q'_c`` and ``S_c`` the slope of the class term
+    (:func:`~arraylosses._elementwise.softmax_focal_slope`):
 
     .. math::
 
         \frac{\partial \ell}{\partial x_j} = p_j \sum_c m_c S_c - m_j S_j
-        = p_j \left(a \alpha_y S_y + b \sum_c \alpha_c S_c\right)
-          - b \alpha_j S_j - [j = y]\, a \alpha_y S_y
 
-    Five full-size operations for the gradient besides the slope, done in place on this
-    function's own temporaries, where automatic differentiation of the definition
-    saves and revisits every intermediate. A row block's evaluator
+    which for smoothed class indices is ``p_j (a alpha_y S_y + b sum_c alpha_c S_c)
+    - b alpha_j S_j - [j = y] a alpha_y S_y``, with no one-hot. A class without mass
+    has its slope taken at the guarded log-probability 0 (finite) and contributes 0.
+    At gamma 0 with ``alpha`` the class weights it is the gradient of the
+    cross-entropy. Four or five full-size operations besides the slope, in place on
+    this function's own temporaries, where automatic differentiation of the
+    definition saves and revisits every intermediate. A row block's evaluator
     (``Backend.rowwise``) calls it on each block.
     """
     xp, ax = inputs.xp, inputs.axis
@@ -429,10 +430,25 @@ def smoothed_focal_gradient(
     )
     loss = _loss_of_terms(inputs, terms)
     p = xp.exp(log_p)
-    slope = softmax_focal_slope(guarded, one_minus_p, gamma, epsilon, xp, p=p, factor=factor)
-    a, b = inputs.a, inputs.b  # (b > 0 here)
+    slope = None  # (gamma 0 without Poly-1: every slope is 1)
+    if one_minus_p is not None:
+        slope = softmax_focal_slope(guarded, one_minus_p, gamma, epsilon, xp, p=p, factor=factor)
     # In place on this function's own temporaries (nothing differentiates them):
     # fewer fresh full-size allocations, which cost more than the arithmetic on CPU.
+    if inputs.labels is None:
+        mass = inputs.dist
+        if alpha_vec is not None:
+            mass = inputs.broadcast_class(alpha_vec) * mass
+        if slope is None:
+            slope = mass  # (read below, never written)
+        else:
+            slope *= mass
+        p *= xp.sum(slope, axis=ax, keepdims=True)
+        p -= slope
+        return loss, p
+    if slope is None:
+        slope = xp.ones_like(p)
+    a, b = inputs.a, inputs.b  # (b > 0 here)
     slope *= b if alpha_vec is None else inputs.broadcast_class(b * alpha_vec)  # b alpha_c S_c
     labels, _, _ = inputs.label_masks()
     at_label = (a / b) * inputs.take_class(slope, labels)  # a alpha_y S_y

@@ -426,7 +426,7 @@ class SoftmaxInputs(_Inputs):
     def dist(self) -> Array:
         """The smoothed target distribution (float targets), in the compute dtype."""
         if self._dist is None:
-            q = self.xp.astype(self.targets, self.x.dtype)
+            q = self.xp.astype(self.targets, self.x.dtype, copy=False)
             if self.b == 0.0:
                 self._dist = q
             elif self.prior is None:

@@ -746,9 +746,11 @@ def test_torch_cross_entropy_labels(xp, device, reduction, layout, options):
     ids=[i for i, o in zip(CE_IDS, CE_OPTIONS) if "ignore_index" not in o],
 )
 def test_torch_cross_entropy_probabilities(xp, device, reduction, layout, options):
-    """Probability targets take the definition on every device (F.cross_entropy gives
-    0 * -inf = NaN for a masked class without target mass, docs/contract.md gives
-    0), and it equals F.cross_entropy wherever the logits are finite."""
+    """Probability targets of eager CPU logits that span a finite range are
+    F.cross_entropy itself; a logit of -inf (a masked class: F.cross_entropy gives
+    0 * -inf = NaN where it has no target mass, docs/contract.md gives 0) or another
+    device takes the definition. Either way the result equals F.cross_entropy's
+    wherever the logits are finite, and the definition's."""
     import torch
 
     shape, axis = CE_LAYOUTS[layout]
@@ -757,20 +759,21 @@ def test_torch_cross_entropy_probabilities(xp, device, reduction, layout, option
     x, q = to_xp(xp, device, x_np), to_xp(xp, device, q_np)
     opts = ce_options(xp, device, options, shape[axis])
     kwargs = dict(axis=axis, reduction=reduction, **opts)
-    assert (
-        native_cross_entropy(
-            x,
-            q,
-            axis,
-            opts.get("weight"),
-            None,
-            opts.get("label_smoothing", 0.0),
-            opts.get("smoothing", "uniform"),
-            reduction,
-        )
-        is None
-    )
+
+    def native(logits: Any) -> Any:
+        return native_cross_entropy(
+            logits, q, axis, opts.get("weight"), None, opts.get("label_smoothing", 0.0),
+            opts.get("smoothing", "uniform"), reduction,
+        )  # fmt: skip
+
+    assert (native(x) is not None) == (device.type == "cpu")
+    masked = x.clone()
+    masked.reshape(-1)[3] = -float("inf")
+    assert native(masked) is None
     out, g = torch_grad(al.cross_entropy, x, q, **kwargs)
+    out_pure, g_pure = pure(torch_grad, al.cross_entropy, x, q, **kwargs)
+    assert_close(out.detach(), out_pure.detach(), rtol=1e-12, atol=1e-14)
+    assert_close(g, g_pure, rtol=1e-10, atol=1e-14)
     eps = opts.get("label_smoothing", 0.0)
     if opts.get("smoothing") == "others":
         eps = eps * shape[axis] / (shape[axis] - 1)  # "others" as PyTorch's uniform
@@ -1112,7 +1115,7 @@ def test_torch_softmax_focal_kernel_where_the_label_probability_underflows(
         ("cross_entropy", {"poly_epsilon": 2.0, "ignore_index": 1}),
         ("cross_entropy", {"smoothing": [0.1, 0.2, 0.3, 0.2, 0.2], "label_smoothing": 0.3,
                            "weight": [1.0, 2.0, 0.5, 3.0, 1.5]}),
-        ("cross_entropy", {"targets": "distribution"}),
+        ("cross_entropy", {"targets": "distribution", "poly_epsilon": 0.5}),
     ],
     ids=str,
 )  # fmt: skip
@@ -1155,25 +1158,40 @@ def test_torch_rowwise_blocks_gradient_equals_the_definition(
 
 @torch_only
 @pytest.mark.parametrize(
-    ("options", "analytic"),
+    ("name", "options", "analytic"),
     [
-        ({"label_smoothing": 0.1}, True),
-        ({"label_smoothing": 0.2, "alpha": [1.0, 0.0, 2.0, 0.5, 1.5], "ignore_index": 1}, True),
-        ({"label_smoothing": 0.1, "gamma": 0.5, "poly_epsilon": 1.0}, True),
-        ({"label_smoothing": 0.1, "smoothing": [0.1, 0.2, 0.3, 0.2, 0.2]}, False),  # a prior
-        ({"label_smoothing": 0.1, "targets": "distribution"}, False),
-        ({"label_smoothing": 0.1, "from_logits": False}, False),
-        ({"label_smoothing": 0.1, "gamma": "per-class"}, False),  # (not cut into blocks)
+        ("softmax_focal_loss", {"label_smoothing": 0.1}, True),
+        ("softmax_focal_loss", {"label_smoothing": 0.2, "alpha": [1.0, 0.0, 2.0, 0.5, 1.5],
+                                "ignore_index": 1}, True),
+        ("softmax_focal_loss", {"label_smoothing": 0.1, "gamma": 0.5, "poly_epsilon": 1.0},
+         True),
+        ("softmax_focal_loss", {"targets": "distribution", "alpha": [1.0, 0.0, 2.0, 0.5, 1.5]},
+         True),
+        ("softmax_focal_loss", {"targets": "sparse distribution", "gamma": 0.5,
+                                "alpha": [1.0, 3.0, 2.0, 0.0, 1.5]}, True),
+        ("softmax_focal_loss", {"targets": "sparse distribution", "gamma": 0.0}, True),
+        ("softmax_focal_loss", {"label_smoothing": 0.1,
+                                "smoothing": [0.1, 0.2, 0.3, 0.2, 0.2]}, False),  # a prior
+        ("softmax_focal_loss", {"label_smoothing": 0.1, "from_logits": False}, False),
+        ("softmax_focal_loss", {"label_smoothing": 0.1, "gamma": "per-class"}, False),
+        # the cross-entropy's definition: autograd by blocks (at gamma 0 it is as fast)
+        ("cross_entropy", {"targets": "distribution", "weight": [1.0, 0.0, 2.0, 0.5, 1.5],
+                           "poly_epsilon": 0.5}, False),
+        ("cross_entropy", {"targets": "sparse distribution"}, False),
+        ("cross_entropy", {"label_smoothing": 0.1, "weight": [1.0, 0.0, 2.0, 0.5, 1.5],
+                           "ignore_index": 3}, False),
     ],
     ids=str,
-)
-def test_torch_smoothed_focal_blocks_take_the_analytic_gradient(
-    xp, device, monkeypatch, options, analytic
+)  # fmt: skip
+def test_torch_row_blocks_take_the_analytic_softmax_gradient(
+    xp, device, monkeypatch, name, options, analytic
 ):
-    """Smoothed class indices from logits (a float gamma, no prior): each row block's
-    gradient is the analytic ``smoothed_focal_gradient``, called once per block and
-    nowhere else; the other softmax focal losses keep autograd through the
-    definition. The value and gradient agree with torch.func on the whole definition."""
+    """The softmax focal loss of a distribution, or of smoothed class indices without a
+    prior, from logits (a float gamma): each row block's gradient is the analytic
+    ``softmax_focal_gradient``, called once per block and nowhere else; the other
+    softmax losses keep autograd through the definition.
+    Value and gradient agree with torch.func on the whole definition, where no block
+    is cut (a sparse distribution has classes without mass: their logit -inf too)."""
     import torch
 
     from arraylosses import _categorical
@@ -1181,39 +1199,50 @@ def test_torch_smoothed_focal_blocks_take_the_analytic_gradient(
 
     monkeypatch.setattr(_torch, "ROW_BLOCK", 16)
     calls = []
-    original = _categorical.smoothed_focal_gradient
+    original = _categorical.softmax_focal_gradient
 
     def counted(*args: Any, **kwargs: Any) -> Any:
         calls.append(args[0].x.shape)
         return original(*args, **kwargs)
 
-    monkeypatch.setattr(_categorical, "smoothed_focal_gradient", counted)
+    monkeypatch.setattr(_categorical, "softmax_focal_gradient", counted)
     opts = dict(options)
     rng = np.random.default_rng(31)
     x_np = rng.normal(0, 3, (6, 5, 4))
-    if opts.pop("targets", None) == "distribution":
-        t = torch.tensor(np.moveaxis(rng.dirichlet(np.ones(5), (6, 4)), -1, 1))
-    else:
+    targets = opts.pop("targets", None)
+    if targets is None:
         t = torch.tensor(rng.integers(0, 5, (6, 4)))
+    else:
+        q = np.moveaxis(rng.dirichlet(np.ones(5), (6, 4)), -1, 1)
+        if targets == "sparse distribution":  # class 2 gets no mass, and is masked out
+            q[:, 2] = 0.0
+            q /= q.sum(axis=1, keepdims=True)
+            x_np[:, 2] = -np.inf
+        t = torch.tensor(q)
     if opts.get("from_logits") is False:
         x_np = np.moveaxis(rng.dirichlet(np.ones(5), (6, 4)), -1, 1)
     if opts.get("gamma") == "per-class":
         opts["gamma"] = torch.tensor(rng.uniform(0.5, 3.0, (1, 5, 1)))
-    for key in ("alpha", "smoothing"):
+    for key in ("alpha", "smoothing", "weight"):
         if isinstance(opts.get(key), list):
             opts[key] = torch.tensor(opts[key], dtype=torch.float64)
+    fn = getattr(al, name)
 
     def loss_of(z: Any) -> Any:
-        return al.softmax_focal_loss(z, t, axis=1, **opts)
+        return fn(z, t, axis=1, **opts)
 
     x = torch.tensor(x_np, requires_grad=True)
     loss = loss_of(x)
     (got,) = torch.autograd.grad(loss, x)
     assert len(calls) == (6 if analytic else 0)  # one call per block of 16 logits: 6 rows
     assert all(shape == (1, 5, 4) for shape in calls)
-    want, want_value = torch.func.grad_and_value(loss_of)(x.detach())
+    assert torch.isfinite(got).all()
+    assert torch.isfinite(loss)
+    monkeypatch.setattr(_torch, "ROW_BLOCK", 1 << 20)  # one block: autograd throughout
+    want_value = loss_of(x)
+    (want,) = torch.autograd.grad(want_value, x)
     assert_close(got, want, rtol=1e-12, atol=1e-15)
-    assert_close(loss.detach(), want_value, rtol=1e-12, atol=0)
+    assert_close(loss.detach(), want_value.detach(), rtol=1e-12, atol=0)
 
 
 @pytest.mark.parametrize(
@@ -1224,21 +1253,27 @@ def test_torch_smoothed_focal_blocks_take_the_analytic_gradient(
         {"gamma": 0.5, "alpha": "per-class", "poly_epsilon": 1.5},
         {"gamma": 3.0, "alpha": "per-class", "smoothing": "others", "label_smoothing": 1.0},
         {"gamma": 1.5, "poly_epsilon": -0.5},
+        {"gamma": 2.0, "targets": "distribution", "label_smoothing": 0.0},
+        {"gamma": 0.0, "targets": "distribution", "alpha": "per-class", "poly_epsilon": 0.5},
+        {"gamma": 0.5, "targets": "distribution", "smoothing": "others"},
     ],
     ids=str,
 )
-def test_smoothed_focal_gradient_matches_finite_differences(xp, device, case):
-    """The analytic gradient of the smoothed softmax focal loss, written against the
+def test_softmax_focal_gradient_matches_finite_differences(xp, device, case):
+    """The analytic gradient of the softmax focal loss of a distribution or of
+    smoothed class indices (the cross-entropy's at gamma 0), written against the
     array API (every backend runs it, with the generic ``Backend.add_at_label`` or the
     library's own), against central differences of the float64 reference, and its
     per-element loss against the reference's."""
-    from arraylosses._categorical import smoothed_focal_gradient
+    from arraylosses._categorical import softmax_focal_gradient
 
     opts = dict(case)
     rng = np.random.default_rng(37)
     x_np = rng.normal(0, 2, (3, 5, 4))
     x_np[0, :, 0] = [9.0, -9.0, 0.0, 1.0, -2.0]  # a confident row
     t_np = rng.integers(0, 5, (3, 4))
+    if opts.pop("targets", None) == "distribution":
+        t_np = np.moveaxis(rng.dirichlet(np.ones(5), (3, 4)), -1, 1)
     alpha = rng.uniform(0.0, 2.0, 5) if opts.pop("alpha", None) == "per-class" else None
     if alpha is not None:
         alpha[1] = 0.0  # a class without mass
@@ -1266,7 +1301,7 @@ def test_smoothed_focal_gradient_matches_finite_differences(xp, device, case):
         smoothing, True, "none",
     )  # fmt: skip
     alpha_vec = None if alpha is None else inputs.per_class(alpha.tolist(), "alpha")
-    loss, grad = smoothed_focal_gradient(inputs, alpha_vec, gamma, poly)
+    loss, grad = softmax_focal_gradient(inputs, alpha_vec, gamma, poly)
     loss, grad = np.asarray(loss), np.asarray(grad)
     if ignore is not None:  # (ignored labels count nowhere: the caller zeroes them)
         kept = t_np != ignore
