@@ -13,7 +13,8 @@ Cases (one module each):
 - ``sigmoid_focal``: RetinaNet-scale sigmoid focal loss against torchvision's
   computation (PyTorch), its NumPy transcription, and optax (JAX);
 - ``cross_entropy``: label-smoothed cross-entropy against ``F.cross_entropy`` and optax,
-  and the call overhead on a tiny batch;
+  the cross-entropy and the softmax focal loss of probability targets, and the call
+  overhead on a tiny batch;
 - ``softmax_focal``: softmax focal loss against the formula composed directly in each
   library;
 - ``additions``: the asymmetric loss against timm's formula (PyTorch) and Poly-1

@@ -5,6 +5,12 @@
 against optax's ``softmax_cross_entropy(logits, optax.smooth_labels(one_hot, 0.1))
 .mean()`` under ``jax.jit`` (ours jitted too).
 
+Probability targets, same logits (a softmax of random scores), forward+backward on
+PyTorch: the cross-entropy against ``F.cross_entropy`` of the same targets, and the
+softmax focal loss (gamma 2) against its direct composition ``-(q (1 - p)**2 log
+p).sum(1).mean()`` from ``F.log_softmax`` (no target: what soft labels, mixup or
+distillation cost).
+
 (d) Logits (8, 10), default options: one call of ours against one call of
 ``F.cross_entropy``, eager, so the ratio is the price of validation and dispatch; and
 the same against optax's ``softmax_cross_entropy_with_integer_labels(...).mean()``,
@@ -87,6 +93,40 @@ def smoothed(x_np: np.ndarray, t_np: np.ndarray, settings: Settings) -> list[Row
     return rows
 
 
+def soft_targets(x_np: np.ndarray, settings: Settings) -> list[Row]:
+    import torch
+    import torch.nn.functional as F
+
+    case = "probability targets (b)"
+    x = torch.from_numpy(x_np).requires_grad_(True)
+    scores = 2.0 * np.random.default_rng(3).standard_normal(x_np.shape, dtype=np.float32)
+    q = torch.softmax(torch.from_numpy(scores), dim=1)
+
+    def step(fn: Any) -> Any:
+        def run() -> None:
+            fn().backward()
+            x.grad = None
+
+        return run
+
+    def direct_focal() -> Any:
+        log_p = F.log_softmax(x, dim=1)
+        return -(q * (1 - log_p.exp()) ** 2 * log_p).sum(dim=1).mean()
+
+    rows = []
+    t_ours, t_peer = interleaved(
+        step(lambda: al.cross_entropy(x, q)), step(lambda: F.cross_entropy(x, q)), settings
+    )
+    rows.append(Row(f"cross-entropy, {case}", "torch", "forward+backward", "F.cross_entropy",
+                    t_ours, t_peer))  # fmt: skip
+    t_ours, t_peer = interleaved(
+        step(lambda: al.softmax_focal_loss(x, q)), step(direct_focal), settings
+    )
+    rows.append(Row(f"softmax focal, {case}", "torch", "forward+backward",
+                    "direct composition", t_ours, t_peer))  # fmt: skip
+    return rows
+
+
 def tiny(settings: Settings) -> list[Row]:
     import jax
     import optax
@@ -117,4 +157,4 @@ def tiny(settings: Settings) -> list[Row]:
 
 def run(settings: Settings) -> list[Row]:
     x, t = inputs(settings.size(4096, 256), 1000)
-    return smoothed(x, t, settings) + tiny(settings)
+    return smoothed(x, t, settings) + soft_targets(x, settings) + tiny(settings)
