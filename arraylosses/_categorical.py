@@ -329,7 +329,7 @@ def _focal_elements(
     are zeroed)."""
     xp, x, g, eps = inputs.xp, inputs.x, gamma, epsilon
     if inputs.labels is None or inputs.b != 0.0:
-        _, _, _, _, terms, scale = _every_class_terms(inputs, alpha_vec, g, eps)
+        terms, scale = _every_class_terms(inputs, alpha_vec, g, eps)[4:6]
         return _times(scale, _loss_of_terms(inputs, terms))
     # Hard labels without smoothing: only the label's class term contributes.
     labels, _, _ = inputs.label_masks()
@@ -354,16 +354,19 @@ def _every_class_terms(
     alpha_vec: Array | None,
     gamma: float | Array | Callable[[Array], Array],
     epsilon: float,
-) -> tuple[Array, Array, Array, Array | None, Array, float]:
+) -> tuple[Array, Array, Array | None, Array | None, Array, float]:
     """What the focal loss of a distribution or of smoothed labels is made of, where
     every class term counts: ``(log p, guarded log p, 1 - p, (1 - p)^gamma, alpha_c
-    T_c, scale)``, the log-probabilities in units of ``scale``. The guarded
-    log-probability is 0 for a class that gets no mass (target or alpha): ``0 log 0 =
-    0``, guarded before the factor multiplies it, even for a masked class (logit
-    ``-inf``). The factor is None where the terms did not need it (gamma 0)."""
+    T_c, scale)``, the log-probabilities in units of ``scale``.
+
+    The guarded log-probability is 0 for a class that gets no mass (target or
+    alpha): ``0 log 0 = 0``, guarded before the factor multiplies it, even for a
+    masked class (logit ``-inf``), so every term is finite there. ``1 - p`` is None
+    where nothing needs it (gamma 0 without Poly-1: the cross-entropy's terms), the
+    factor where the terms do not (gamma 0).
+    """
     xp, x, g = inputs.xp, inputs.x, gamma
     log_p, scale = inputs.log_probs()
-    one_minus_p = _one_minus_p(inputs, log_p, scale)
     if callable(g):  # sample-dependent focusing, on each class's probability
         g = g(xp.exp(scale * log_p) if inputs.from_logits else x)
     guarded = log_p
@@ -371,20 +374,25 @@ def _every_class_terms(
         guarded = without_massless(guarded, inputs.dist, xp)
     if alpha_vec is not None:
         guarded = without_massless(guarded, inputs.broadcast_class(alpha_vec), xp)
-    factor = None
-    if not (isinstance(g, float) and g == 0.0):
-        factor = modulating_factor(one_minus_p, g, xp)
-    log_term = poly_log_prob(guarded, one_minus_p, epsilon / scale)
-    terms = softmax_focal_terms(log_term, one_minus_p, g, xp, factor)
+    one_minus_p = factor = None
+    if isinstance(g, float) and g == 0.0 and epsilon == 0.0:
+        terms = guarded
+    else:
+        one_minus_p = _one_minus_p(inputs, log_p, scale)
+        if not (isinstance(g, float) and g == 0.0):
+            factor = modulating_factor(one_minus_p, g, xp)
+        log_term = poly_log_prob(guarded, one_minus_p, epsilon / scale)
+        terms = softmax_focal_terms(log_term, one_minus_p, g, xp, factor)
     if alpha_vec is not None:
         terms = inputs.broadcast_class(alpha_vec) * terms
     return log_p, guarded, one_minus_p, factor, terms, scale
 
 
 def _loss_of_terms(inputs: SoftmaxInputs, terms: Array) -> Array:
-    """``-sum_c q'_c terms_c``: the loss of every class's (weighted) term."""
+    """``-sum_c q'_c terms_c``: the loss of every class's (weighted) term, guarded
+    already where a class has no mass (:func:`_every_class_terms`)."""
     if inputs.labels is None:
-        return cross_entropy_of_distribution(terms, inputs.dist, inputs.axis, inputs.xp)
+        return -inputs.xp.sum(inputs.dist * terms, axis=inputs.axis)
     labels, _, _ = inputs.label_masks()
     picked = inputs.take_class(terms, labels)  # (smoothed: b > 0 here)
     return cross_entropy_of_labels(picked, inputs.row_sum(terms), inputs.a, inputs.b)
