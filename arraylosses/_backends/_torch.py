@@ -20,8 +20,8 @@ one place that reads torch internals.
   sigmoid focal loss where they take their definition, are evaluated by row blocks
   on large eager CPU tensors (:meth:`TorchBackend.rowwise`, :class:`RowwiseLoss`).
   Each block's gradient is autograd through the definition on that block, or the
-  loss's analytic gradient where it passes one (the softmax focal loss and the
-  cross-entropy of a distribution or of smoothed class indices:
+  loss's analytic gradient where it passes one (the softmax focal loss of a
+  distribution or of smoothed class indices:
   :func:`~arraylosses._categorical.softmax_focal_gradient`).
 - The reduced sigmoid focal loss of eager tensors goes through
   :class:`ReducedElementwiseLoss`: autograd through the formula saves a dozen
