@@ -746,9 +746,9 @@ def test_torch_cross_entropy_labels(xp, device, reduction, layout, options):
     ids=[i for i, o in zip(CE_IDS, CE_OPTIONS) if "ignore_index" not in o],
 )
 def test_torch_cross_entropy_probabilities(xp, device, reduction, layout, options):
-    """Probability targets of eager CPU logits that span a finite range are
-    F.cross_entropy itself; a logit of -inf (a masked class: F.cross_entropy gives
-    0 * -inf = NaN where it has no target mass, docs/contract.md gives 0) or another
+    """Probability targets of eager CPU logits are F.cross_entropy itself, unless its
+    result holds a NaN: a masked class (logit -inf) without target mass gives
+    0 * -inf = NaN there, docs/contract.md gives 0, so the definition runs. Another
     device takes the definition. Either way the result equals F.cross_entropy's
     wherever the logits are finite, and the definition's."""
     import torch
@@ -760,16 +760,24 @@ def test_torch_cross_entropy_probabilities(xp, device, reduction, layout, option
     opts = ce_options(xp, device, options, shape[axis])
     kwargs = dict(axis=axis, reduction=reduction, **opts)
 
-    def native(logits: Any) -> Any:
+    def native(logits: Any, targets: Any = q) -> Any:
         return native_cross_entropy(
-            logits, q, axis, opts.get("weight"), None, opts.get("label_smoothing", 0.0),
+            logits, targets, axis, opts.get("weight"), None, opts.get("label_smoothing", 0.0),
             opts.get("smoothing", "uniform"), reduction,
         )  # fmt: skip
 
     assert (native(x) is not None) == (device.type == "cpu")
-    masked = x.clone()
+    masked, q_masked = x.clone(), q.clone()
     masked.reshape(-1)[3] = -float("inf")
-    assert native(masked) is None
+    q_masked.reshape(-1)[3] = 0.0  # no target mass on the masked class
+    with_mask = native(masked, q_masked)
+    if opts.get("label_smoothing", 0.0) == 0.0:  # (smoothing puts mass there: +inf)
+        assert with_mask is None
+        want_masked = pure(al.cross_entropy, masked, q_masked, **kwargs)
+        assert torch.isfinite(want_masked).all()
+        assert_close(al.cross_entropy(masked, q_masked, **kwargs), want_masked)
+    elif with_mask is not None:
+        assert_close(with_mask, pure(al.cross_entropy, masked, q_masked, **kwargs))
     out, g = torch_grad(al.cross_entropy, x, q, **kwargs)
     out_pure, g_pure = pure(torch_grad, al.cross_entropy, x, q, **kwargs)
     assert_close(out.detach(), out_pure.detach(), rtol=1e-12, atol=1e-14)

@@ -9,9 +9,9 @@ one place that reads torch internals.
   has already checked (the contract *is* PyTorch's cross-entropy, and its fused
   kernel is what the array-API path cannot match, about 1.5x slower) -- except with
   a gradient wanted and no smoothing, where the label kernel below is faster still.
-  So is that of a target distribution whose logits span a finite range (about 2x
-  faster than the definition by blocks; a masked class, logit ``-inf``, needs the
-  definition's ``0 log 0 = 0``).
+  So is that of a target distribution (about 2x faster than the definition by
+  blocks), unless its result holds a NaN: a masked class, logit ``-inf``, needs the
+  definition's ``0 log 0 = 0``.
 - The softmax focal loss and cross-entropy of class indices without smoothing, with
   a gradient wanted, go through :class:`ReducedSoftmaxFocal` (:meth:`TorchBackend.label_kernel`):
   one exponential per logit and one saved buffer, which the backward pass turns into
@@ -304,16 +304,14 @@ class TorchBackend(Backend):
         return out if out.dtype is inputs.out_dtype else out.to(inputs.out_dtype)
 
     def _soft_cross_entropy(self, inputs: SoftmaxCall, weight: Array | None) -> Array | None:
-        """``F.cross_entropy`` of a (smoothed) target distribution, where the logits
-        span a finite range: then every log-probability is finite, and a class without
-        target mass contributes its 0 (where a logit is ``-inf``, a masked class,
-        ``F.cross_entropy`` would give ``0 * -inf = NaN``; the definition gives 0).
-        Reading the range is one pass over the logits, about a tenth of the loss."""
+        """``F.cross_entropy`` of a (smoothed) target distribution, unless its result
+        holds a NaN: a class without target mass whose logit is ``-inf`` (a masked
+        class) gives ``0 * -inf = NaN`` there, where the definition's ``0 log 0`` is 0,
+        so then the definition runs instead (and gives NaN itself where the input
+        holds one). Reading the result is free on CPU: a scalar, or one value per
+        row."""
         x = inputs.x
         if x.numel() == 0 or (weight is not None and weight.requires_grad):
-            return None
-        low, high = torch.aminmax(x.detach())
-        if not float(high) - float(low) < torch.finfo(x.dtype).max:  # (NaN: not either)
             return None
         torch_eps = inputs.b * inputs.num_classes  # (as for class indices, below)
         if torch_eps > 1.0:
@@ -325,6 +323,8 @@ class TorchBackend(Backend):
         out = F.cross_entropy(
             x, q, weight=weight, reduction=inputs.reduction, label_smoothing=torch_eps
         )
+        if bool(torch.isnan(out.detach()).any()):
+            return None
         return out if out.dtype is inputs.out_dtype else out.to(inputs.out_dtype)
 
 
