@@ -375,11 +375,12 @@ def _every_class_terms(
     if alpha_vec is not None:
         guarded = without_massless(guarded, inputs.broadcast_class(alpha_vec), xp)
     one_minus_p = factor = None
-    if isinstance(g, float) and g == 0.0 and epsilon == 0.0:
+    no_focus = isinstance(g, float) and g == 0.0
+    if no_focus and epsilon == 0.0:
         terms = guarded
     else:
         one_minus_p = _one_minus_p(inputs, log_p, scale)
-        if not (isinstance(g, float) and g == 0.0):
+        if not no_focus:
             factor = modulating_factor(one_minus_p, g, xp)
         log_term = poly_log_prob(guarded, one_minus_p, epsilon / scale)
         terms = softmax_focal_terms(log_term, one_minus_p, g, xp, factor)

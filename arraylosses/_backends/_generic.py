@@ -151,8 +151,7 @@ class Backend:
         """``values`` plus ``amounts`` (the shape of ``labels``) at each label's class
         along ``axis``; labels in range. A backend may write into ``values``, a
         temporary of the caller's."""
-        classes = xp.arange(values.shape[axis], dtype=labels.dtype, device=device(labels))
-        at_label = xp.moveaxis(labels[..., None] == classes, -1, axis)
+        at_label = label_mask(labels, values.shape[axis], axis, xp)
         spread = xp.expand_dims(amounts, axis=axis)
         return values + xp.where(at_label, spread, xp.zeros_like(spread))
 
@@ -223,11 +222,16 @@ class HostBackend(Backend):
 def masked_take(values: Array, labels: Array, axis: int, xp: Namespace) -> Array:
     """``take_along_axis`` as a sum under a one-hot comparison mask (lazy-safe and
     traceable: no value of ``labels`` is read), for namespaces without a gather."""
-    classes = xp.arange(values.shape[axis], dtype=labels.dtype, device=device(labels))
+    mask = label_mask(labels, values.shape[axis], axis, xp)
+    return xp.sum(xp.where(mask, values, xp.zeros_like(values)), axis=axis)
+
+
+def label_mask(labels: Array, num_classes: int, axis: int, xp: Namespace) -> Array:
+    """The boolean one-hot of ``labels`` with the class axis at ``axis``."""
+    classes = xp.arange(num_classes, dtype=labels.dtype, device=device(labels))
     # (``[..., None]`` rather than ``expand_dims``: Dask reshapes for the latter,
     # which fails on unknown chunk sizes)
-    mask = xp.moveaxis(labels[..., None] == classes, -1, axis)
-    return xp.sum(xp.where(mask, values, xp.zeros_like(values)), axis=axis)
+    return xp.moveaxis(labels[..., None] == classes, -1, axis)
 
 
 # ---------------------------------------------------------------- which library

@@ -268,62 +268,47 @@ class TorchBackend(Backend):
         x, targets = inputs.x, inputs.targets
         if not (inputs.eager and inputs.from_logits):
             return None
+        if weight is not None and weight.requires_grad:
+            return None  # (F.cross_entropy is not differentiable in its weight)
         if inputs.labels is None:
-            return self._soft_cross_entropy(inputs, weight)
-        if weight is not None and (
-            weight.requires_grad or (inputs.b != 0.0 and bool((weight == 0).any()))
-        ):
-            # F.cross_entropy is not differentiable in its weight, and its smoothing
-            # term multiplies a zero weight by a masked class's -inf
-            return None
-        if inputs.b == 0.0:
-            # with a gradient wanted: the kernel's one exponential per logit and one
-            # saved buffer (F.cross_entropy's backward exponentiates again and
-            # allocates two more); its mean divides by the kept labels' summed weight
-            out = self.label_kernel(inputs, weight, 0.0, 0.0, weighted_mean=True)
-            if out is not None:
-                return out if out.dtype is inputs.out_dtype else out.to(inputs.out_dtype)
+            if x.numel() == 0:
+                return None  # (the definition's NaN mean and zero sum)
+            target = targets if targets.dtype is x.dtype else targets.to(x.dtype)
+        else:
+            if weight is not None and inputs.b != 0.0 and bool((weight == 0).any()):
+                return None  # (its smoothing term multiplies a zero weight by a masked -inf)
+            if inputs.b == 0.0:
+                # with a gradient wanted: the kernel's one exponential per logit and one
+                # saved buffer (F.cross_entropy's backward exponentiates again and
+                # allocates two more); its mean divides by the kept labels' summed weight
+                out = self.label_kernel(inputs, weight, 0.0, 0.0, weighted_mean=True)
+                if out is not None:
+                    return out if out.dtype is inputs.out_dtype else out.to(inputs.out_dtype)
+            target = targets if targets.dtype is torch.int64 else targets.long()
         # "others" smoothing is PyTorch's uniform smoothing with eps' = b K: both are
         # q' = a q + b with a + b K = 1. Beyond eps' = 1 PyTorch refuses it.
         torch_eps = inputs.b * inputs.num_classes
         if torch_eps > 1.0:
             return None
-        t = targets if targets.dtype is torch.int64 else targets.long()
         ax = inputs.axis
         if x.ndim > 1 and ax != 1:
             x = torch.movedim(x, ax, 1)
+            if inputs.labels is None:  # (a distribution has the class axis too)
+                target = torch.movedim(target, ax, 1)
         out = F.cross_entropy(
             x,
-            t,
+            target,
             weight=weight,
             # with ignore_index=None every label was checked to be in range
             ignore_index=-100 if inputs.ignore is None else inputs.ignore,
             reduction=inputs.reduction,
             label_smoothing=torch_eps,
         )
-        return out if out.dtype is inputs.out_dtype else out.to(inputs.out_dtype)
-
-    def _soft_cross_entropy(self, inputs: SoftmaxCall, weight: Array | None) -> Array | None:
-        """``F.cross_entropy`` of a (smoothed) target distribution, unless its result
-        holds a NaN: a class without target mass whose logit is ``-inf`` (a masked
-        class) gives ``0 * -inf = NaN`` there, where the definition's ``0 log 0`` is 0,
-        so then the definition runs instead (and gives NaN itself where the input
-        holds one). Reading the result is free on CPU: a scalar, or one value per
-        row."""
-        x = inputs.x
-        if x.numel() == 0 or (weight is not None and weight.requires_grad):
-            return None
-        torch_eps = inputs.b * inputs.num_classes  # (as for class indices, below)
-        if torch_eps > 1.0:
-            return None
-        q = inputs.targets if inputs.targets.dtype is x.dtype else inputs.targets.to(x.dtype)
-        ax = inputs.axis
-        if x.ndim > 1 and ax != 1:
-            x, q = torch.movedim(x, ax, 1), torch.movedim(q, ax, 1)
-        out = F.cross_entropy(
-            x, q, weight=weight, reduction=inputs.reduction, label_smoothing=torch_eps
-        )
-        if bool(torch.isnan(out.detach()).any()):
+        if inputs.labels is None and bool(torch.isnan(out.detach()).any()):
+            # a class without target mass whose logit is -inf (a masked class) gives
+            # 0 * -inf = NaN there, where the definition's 0 log 0 is 0: the definition
+            # runs instead (and gives NaN itself where the input holds one). Reading
+            # the result is free on CPU: a scalar, or one value per row.
             return None
         return out if out.dtype is inputs.out_dtype else out.to(inputs.out_dtype)
 
