@@ -26,12 +26,20 @@ from ._typing import Array
 from ._validation import check_alpha_array, check_finite_float, check_gamma, check_unit_interval
 
 
-def _one_minus_p(inputs: SoftmaxInputs, log_p: Array, scale: float) -> Array:
-    """``1 - p_c`` for every class: ``-expm1(log p_c)`` from logits (accurate for
-    confident predictions), ``1 - p`` for probabilities."""
-    if inputs.from_logits:
-        return -inputs.xp.expm1(scale * log_p)
-    return 1 - inputs.x
+def _probabilities(inputs: SoftmaxInputs, log_p: Array, scale: float) -> tuple[Array, Array]:
+    """``(p_c, 1 - p_c)`` for every class: ``exp(log p_c)`` and one minus it from logits,
+    the probabilities themselves for ``from_logits=False``.
+
+    ``1 - exp(log p)`` is as accurate as ``-expm1(log p)`` here: a confident class's
+    log-probability is ``-log(s)`` for the softmax's rounded sum ``s = 1 + (the other
+    classes' share)``, and that rounding bounds both (measured against 40-digit
+    arithmetic on random logits, float32 and float64: the same median and 99th
+    percentile relative error within a factor of 2, in every range of ``1 - p``). It
+    costs one subtraction where ``expm1`` is a second transcendental beside the
+    ``exp`` that the gradient and a callable gamma need anyway.
+    """
+    p = inputs.xp.exp(scale * log_p) if inputs.from_logits else inputs.x
+    return p, 1 - p
 
 
 def _times(scale: float, loss: Array) -> Array:
@@ -173,7 +181,7 @@ def _cross_entropy_elements(inputs: SoftmaxInputs, w: Array | None, poly_epsilon
         return _times(scale, cross_entropy_of_labels(picked, None, 1.0, 0.0, w_label))
     log_p, scale = inputs.log_probs()
     if poly_epsilon != 0.0:
-        log_p = poly_log_prob(log_p, _one_minus_p(inputs, log_p, scale), poly_epsilon / scale)
+        log_p = poly_log_prob(log_p, _probabilities(inputs, log_p, scale)[1], poly_epsilon / scale)
     if inputs.labels is None:
         q = inputs.dist if w is None else inputs.broadcast_class(w) * inputs.dist
         return _times(scale, cross_entropy_of_distribution(log_p, q, ax, xp))
@@ -221,8 +229,8 @@ def softmax_focal_loss(
     denominator (as in torchvision, Keras and kornia): the mean is over non-ignored
     elements. With ``gamma = 0`` and ``alpha=None`` it equals :func:`cross_entropy`;
     with a float alpha it is Keras's ``categorical_focal_crossentropy`` (without Keras's
-    1e-7 probability clip). ``1 - p_c`` is computed as ``-expm1(log p_c)``, accurate
-    for confident predictions, and gradients are finite for every ``gamma >= 0``.
+    1e-7 probability clip). ``1 - p_c`` is one minus ``exp(log p_c)``, as accurate as
+    the log-probability itself, and gradients are finite for every ``gamma >= 0``.
 
     Parameters
     ----------
@@ -329,13 +337,13 @@ def _focal_elements(
     are zeroed)."""
     xp, x, g, eps = inputs.xp, inputs.x, gamma, epsilon
     if inputs.labels is None or inputs.b != 0.0:
-        terms, scale = _every_class_terms(inputs, alpha_vec, g, eps)[4:6]
+        terms, scale = _every_class_terms(inputs, alpha_vec, g, eps)[5:7]
         return _times(scale, _loss_of_terms(inputs, terms))
     # Hard labels without smoothing: only the label's class term contributes.
     labels, _, _ = inputs.label_masks()
     picked, scale = inputs.label_log_probs()
     if inputs.from_logits:
-        one_minus_p = -xp.expm1(scale * picked)
+        one_minus_p = 1 - xp.exp(scale * picked)
     else:
         one_minus_p = 1 - inputs.take_class(x, labels)
     if callable(g):  # sample-dependent focusing, on the label's probability
@@ -354,39 +362,40 @@ def _every_class_terms(
     alpha_vec: Array | None,
     gamma: float | Array | Callable[[Array], Array],
     epsilon: float,
-) -> tuple[Array, Array, Array | None, Array | None, Array, float]:
+) -> tuple[Array, Array, Array | None, Array | None, Array | None, Array, float]:
     """What the focal loss of a distribution or of smoothed labels is made of, where
-    every class term counts: ``(log p, guarded log p, 1 - p, (1 - p)^gamma, alpha_c
+    every class term counts: ``(log p, guarded log p, p, 1 - p, (1 - p)^gamma, alpha_c
     T_c, scale)``, the log-probabilities in units of ``scale``.
 
     The guarded log-probability is 0 for a class that gets no mass (target or
     alpha): ``0 log 0 = 0``, guarded before the factor multiplies it, even for a
-    masked class (logit ``-inf``), so every term is finite there. ``1 - p`` is None
-    where nothing needs it (gamma 0 without Poly-1: the cross-entropy's terms), the
-    factor where the terms do not (gamma 0).
+    masked class (logit ``-inf``), so every term is finite there. ``p`` and ``1 - p``
+    are None where nothing needs them (gamma 0 without Poly-1: the cross-entropy's
+    terms), the factor where the terms do not (gamma 0).
     """
-    xp, x, g = inputs.xp, inputs.x, gamma
+    xp, g = inputs.xp, gamma
     log_p, scale = inputs.log_probs()
+    p = one_minus_p = factor = None
+    no_focus = isinstance(g, float) and g == 0.0
+    if callable(g) or not (no_focus and epsilon == 0.0):
+        p, one_minus_p = _probabilities(inputs, log_p, scale)
     if callable(g):  # sample-dependent focusing, on each class's probability
-        g = g(xp.exp(scale * log_p) if inputs.from_logits else x)
+        g = g(p)
     guarded = log_p
     if inputs.labels is None:
         guarded = without_massless(guarded, inputs.dist, xp)
     if alpha_vec is not None:
         guarded = without_massless(guarded, inputs.broadcast_class(alpha_vec), xp)
-    one_minus_p = factor = None
-    no_focus = isinstance(g, float) and g == 0.0
-    if no_focus and epsilon == 0.0:
+    if one_minus_p is None:
         terms = guarded
     else:
-        one_minus_p = _one_minus_p(inputs, log_p, scale)
         if not no_focus:
             factor = modulating_factor(one_minus_p, g, xp)
         log_term = poly_log_prob(guarded, one_minus_p, epsilon / scale)
         terms = softmax_focal_terms(log_term, one_minus_p, g, xp, factor)
     if alpha_vec is not None:
         terms = inputs.broadcast_class(alpha_vec) * terms
-    return log_p, guarded, one_minus_p, factor, terms, scale
+    return log_p, guarded, p, one_minus_p, factor, terms, scale
 
 
 def _loss_of_terms(inputs: SoftmaxInputs, terms: Array) -> Array:
@@ -434,11 +443,12 @@ def softmax_focal_gradient(
     (``Backend.rowwise``) calls it on each block.
     """
     xp, ax = inputs.xp, inputs.axis
-    log_p, guarded, one_minus_p, factor, terms, _ = _every_class_terms(
+    log_p, guarded, p, one_minus_p, factor, terms, _ = _every_class_terms(
         inputs, alpha_vec, gamma, epsilon
     )
     loss = _loss_of_terms(inputs, terms)
-    p = xp.exp(log_p)
+    if p is None:  # (from logits here: p is this function's own temporary below)
+        p = xp.exp(log_p)
     slope = None  # (gamma 0 without Poly-1: every slope is 1)
     if one_minus_p is not None:
         slope = softmax_focal_slope(guarded, one_minus_p, gamma, epsilon, xp, p=p, factor=factor)

@@ -250,9 +250,10 @@ def softmax_focal_terms(
     r"""``(1 - p_c)^\gamma \log p_c`` for every class term of the softmax focal loss.
 
     The loss is ``-sum_c alpha_c q'_c`` times this (Lin et al. 2017, for the softmax
-    form); ``one_minus_p`` is ``-expm1(log p_c)`` from logits, accurate for confident
-    predictions. ``factor``, when given, is ``modulating_factor(one_minus_p, gamma)``
-    already evaluated (a caller that also wants :func:`softmax_focal_slope`).
+    form); ``one_minus_p`` is ``1 - exp(log p_c)`` from logits (as accurate as the
+    log-probability itself, ``_categorical._probabilities``). ``factor``, when given,
+    is ``modulating_factor(one_minus_p, gamma)`` already evaluated (a caller that also
+    wants :func:`softmax_focal_slope`).
     """
     if isinstance(gamma, float) and gamma == 0.0:
         return log_p  # (the factor is 1)

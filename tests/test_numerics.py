@@ -350,3 +350,63 @@ def test_numpy_no_runtime_warning_at_dtype_limits(xp, name, dtype):
             for p, t in prob_inputs:
                 out = fn(p, t, label_smoothing=eps, from_logits=False, reduction="none", **extra)
                 assert np.isfinite(out).all(), f"{name} on probabilities {p}: {out}"
+
+
+# ------------------------------------------------------------ confident classes
+
+
+def _exact_softmax_focal(x: np.ndarray, labels: np.ndarray, gamma: float, eps: float) -> list:
+    """The softmax focal loss of each row, uniform smoothing ``eps``, in 40-digit
+    arithmetic from the rounded logits (``1 - p_c`` as the other classes' share: no
+    cancellation); with it, per row, ``1 - p`` of the most probable class and that
+    class's term of the loss."""
+    mpmath = pytest.importorskip("mpmath", reason="mpmath gives the exact reference")
+    with mpmath.workdps(40):
+        losses, shares, top_terms = [], [], []
+        for row, label in zip(x, labels):
+            z = [mpmath.mpf(float(v)) for v in row]
+            lse = mpmath.log(mpmath.fsum(mpmath.exp(v) for v in z))
+            others = [mpmath.fsum(mpmath.exp(w - lse) for d, w in enumerate(z) if d != c)
+                      for c in range(len(z))]  # fmt: skip
+            q = [(1 - eps) * (c == label) + mpmath.mpf(eps) / len(z) for c in range(len(z))]
+            terms = [-q[c] * others[c] ** gamma * (z[c] - lse) for c in range(len(z))]
+            losses.append(mpmath.fsum(terms))
+            top = int(np.argmax(row))
+            shares.append(float(others[top]))
+            top_terms.append(float(terms[top]))
+    return [losses, np.array(shares), np.array(top_terms)]
+
+
+@only("numpy", "torch", "jax")
+@pytest.mark.parametrize("eps", [0.0, 0.1], ids=["hard", "smoothed"])
+@pytest.mark.parametrize("gamma", [0.5, 2.0])
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_softmax_focal_confident_classes(xp, backend, device, dtype, gamma, eps):
+    """``1 - p`` of a confident class (``1 - exp(log p)``) is as accurate as the
+    softmax's own rounding permits: that class's term ``(1 - p)^gamma (-log p)`` is
+    about ``delta^(gamma + 1)`` for ``delta = 1 - p``, which the softmax's rounded sum
+    ``1 + delta`` knows to an ulp of 1, so the term's relative error is at most
+    ``gamma + 1`` ulps of 1 over ``delta`` (allowed: 4 times that), and the rest of
+    the loss is within a few ulps (with smoothing, the other classes' terms are most of
+    the loss). Checked against 40-digit arithmetic, from ``delta`` near 1 down to the
+    dtype's epsilon, with the label on the confident class (every third row on
+    another)."""
+    top = 17.0 if dtype == "float32" else 36.0
+    x_np = np.zeros((40, 5))
+    x_np[:, 0] = np.linspace(1.0, top, 40)  # the confident class
+    x_np[:, 2:] = [-1.0, 0.5, -2.0]
+    x_np = round_to(x_np, dtype)
+    labels = np.resize([0, 0, 1], 40)
+    expected, delta, top_term = _exact_softmax_focal(x_np, labels, gamma, eps)
+    x = make_array(xp, backend, device, x_np, dtype)
+    t = backend_targets(xp, backend, device, labels, dtype)
+    got = to_numpy(al.softmax_focal_loss(x, t, gamma=gamma, label_smoothing=eps,
+                                         reduction="none"))  # fmt: skip
+    err = np.array([float(abs(g - e)) for g, e in zip(got, expected)])
+    exact = np.array([float(e) for e in expected])
+    bound = 4 * (gamma + 1) * EPS[dtype] / delta * top_term + 64 * EPS[dtype] * exact
+    worst = int(np.argmax(err / bound))
+    assert (err <= bound).all(), (
+        f"row {worst} (1 - p = {delta[worst]:.3g}): error {err[worst]:.3g} > "
+        f"{bound[worst]:.3g}; got {got[worst]!r}, exact {exact[worst]!r}"
+    )

@@ -641,9 +641,8 @@ def _label_terms(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """``(sum of the loss, dloss/d log p_y per element)`` of the label's class term,
     from the label's log-probability and probability, each times its ``weight``.
-    ``1 - p_y`` is the difference itself: ``p_y`` is the softmax's rounded value, so
-    the ``-expm1(log p_y)`` of the definitions gives the same number at two more
-    operations."""
+    ``1 - p_y`` is the difference itself, as in the definitions (which take ``p`` as
+    ``exp(log p)``; here it is the softmax's own rounded value)."""
     xp = array_namespace(log_p)
     one_minus_p = 1 - p
     factor = None if gamma == 0.0 else modulating_factor(one_minus_p, gamma, xp)
