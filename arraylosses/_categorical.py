@@ -38,7 +38,9 @@ def _probabilities(inputs: SoftmaxInputs, log_p: Array, scale: float) -> tuple[A
     costs one subtraction where ``expm1`` is a second transcendental beside the
     ``exp`` that the gradient and a callable gamma need anyway.
     """
-    p = inputs.xp.exp(scale * log_p) if inputs.from_logits else inputs.x
+    if not inputs.from_logits:
+        return inputs.x, 1 - inputs.x
+    p = inputs.xp.exp(log_p if scale == 1.0 else scale * log_p)
     return p, 1 - p
 
 
