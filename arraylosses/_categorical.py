@@ -22,7 +22,7 @@ from ._elementwise import (
 )
 from ._inputs import SoftmaxInputs
 from ._primitives import modulating_factor
-from ._typing import Array
+from ._typing import Array, Namespace
 from ._validation import check_alpha_array, check_finite_float, check_gamma, check_unit_interval
 
 
@@ -40,8 +40,13 @@ def _probabilities(inputs: SoftmaxInputs, log_p: Array, scale: float) -> tuple[A
     """
     if not inputs.from_logits:
         return inputs.x, 1 - inputs.x
-    p = inputs.xp.exp(log_p if scale == 1.0 else scale * log_p)
+    p = _exp_in_nats(log_p, scale, inputs.xp)
     return p, 1 - p
+
+
+def _exp_in_nats(log_p: Array, scale: float, xp: Namespace) -> Array:
+    """``p`` from log-probabilities in units of ``scale``."""
+    return xp.exp(log_p if scale == 1.0 else scale * log_p)
 
 
 def _times(scale: float, loss: Array) -> Array:
@@ -345,7 +350,7 @@ def _focal_elements(
     labels, _, _ = inputs.label_masks()
     picked, scale = inputs.label_log_probs()
     if inputs.from_logits:
-        one_minus_p = 1 - xp.exp(scale * picked)
+        one_minus_p = 1 - _exp_in_nats(picked, scale, xp)
     else:
         one_minus_p = 1 - inputs.take_class(x, labels)
     if callable(g):  # sample-dependent focusing, on the label's probability

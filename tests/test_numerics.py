@@ -355,7 +355,9 @@ def test_numpy_no_runtime_warning_at_dtype_limits(xp, name, dtype):
 # ------------------------------------------------------------ confident classes
 
 
-def _exact_softmax_focal(x: np.ndarray, labels: np.ndarray, gamma: float, eps: float) -> list:
+def _exact_softmax_focal(
+    x: np.ndarray, labels: np.ndarray, gamma: float, eps: float
+) -> tuple[list, np.ndarray, np.ndarray]:
     """The softmax focal loss of each row, uniform smoothing ``eps``, in 40-digit
     arithmetic from the rounded logits (``1 - p_c`` as the other classes' share: no
     cancellation); with it, per row, ``1 - p`` of the most probable class and that
@@ -374,7 +376,7 @@ def _exact_softmax_focal(x: np.ndarray, labels: np.ndarray, gamma: float, eps: f
             top = int(np.argmax(row))
             shares.append(float(others[top]))
             top_terms.append(float(terms[top]))
-    return [losses, np.array(shares), np.array(top_terms)]
+    return losses, np.array(shares), np.array(top_terms)
 
 
 @only("numpy", "torch", "jax")
