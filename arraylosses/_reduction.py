@@ -39,13 +39,13 @@ def reduce_loss(
     if reduction == "sum":
         return total
     if denominator is None:
-        if any(n is None or n != n for n in loss.shape):
-            # Dask arrays of unknown chunk sizes: count lazily.
-            denominator = xp.sum(xp.ones_like(loss))
-        else:
-            denominator = 1
-            for n in loss.shape:
-                denominator *= int(n)
+        denominator = 1
+        for n in loss.shape:  # (a loop, not any() of a generator: the common call)
+            if n is None or n != n:
+                # Dask arrays of unknown chunk sizes: count lazily.
+                denominator = xp.sum(xp.ones_like(loss))
+                break
+            denominator *= int(n)
     return safe_divide(total, denominator, xp)
 
 

@@ -174,6 +174,10 @@ def as_index_array(labels: Array, xp: Namespace) -> Array:
     Comparing uint8 segmentation masks with ``arange(K)`` in their own dtype wraps
     around for K > 255, and ``ignore_index=-100`` does not fit an unsigned dtype.
     """
+    if labels.dtype == xp.int64:
+        # the default everywhere int64 exists (JAX without x64 has none: its labels
+        # are int32 and take the lookup below), so the common call skips it
+        return labels
     index_dtype = default_dtype(xp, "indexing", device=device(labels))
     return labels if labels.dtype == index_dtype else xp.astype(labels, index_dtype)
 
