@@ -41,6 +41,7 @@ from ._validation import (
     check_probabilities,
     check_where,
     dtype_is,
+    known_size,
     namespace_of,
     same_shape,
 )
@@ -503,7 +504,7 @@ class SoftmaxInputs(_Inputs):
         xp = self.xp
         if labels.ndim == 1:
             return xp.take(vector, labels, axis=0)
-        if all(n is not None and n == n for n in labels.shape):
+        if all(map(known_size, labels.shape)):
             flat = xp.take(vector, xp.reshape(labels, (-1,)), axis=0)
             return xp.reshape(flat, tuple(labels.shape))
         # unknown sizes (Dask after boolean indexing) cannot be flattened: select

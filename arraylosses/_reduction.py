@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from ._typing import Array, Namespace
+from ._validation import known_size
 
 
 def safe_divide(total: Array, denominator: Array | int | float, xp: Namespace) -> Array:
@@ -41,7 +42,7 @@ def reduce_loss(
     if denominator is None:
         denominator = 1
         for n in loss.shape:  # (a loop, not any() of a generator: the common call)
-            if n is None or n != n:
+            if not known_size(n):
                 # Dask arrays of unknown chunk sizes: count lazily.
                 denominator = xp.sum(xp.ones_like(loss))
                 break

@@ -204,7 +204,7 @@ def check_per_class(param: Array, name: str, num_classes: int) -> None:
         )
 
 
-def _known(n: Any) -> bool:
+def known_size(n: Any) -> bool:
     """A dimension whose size is known (Dask gives None or NaN after boolean indexing)."""
     return n is not None and n == n
 
@@ -214,7 +214,7 @@ def same_shape(a: Any, b: Any) -> bool:
     if a == b:
         return True
     return len(a) == len(b) and all(
-        not (_known(da) and _known(db)) or da == db for da, db in zip(a, b, strict=True)
+        not (known_size(da) and known_size(db)) or da == db for da, db in zip(a, b, strict=True)
     )
 
 
@@ -226,7 +226,7 @@ def broadcasts_to(shape: tuple[Any, ...], target: tuple[Any, ...]) -> bool:
     if len(shape) > len(target):
         return False
     return all(
-        not (_known(d) and _known(t)) or d == 1 or d == t
+        not (known_size(d) and known_size(t)) or d == 1 or d == t
         for d, t in zip(reversed(shape), reversed(target), strict=False)
     )
 
