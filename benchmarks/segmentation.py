@@ -9,9 +9,11 @@ and with per-class alpha, against the direct composition one writes by hand:
 forward+backward on PyTorch against ``F.cross_entropy``, and forward on NumPy and
 under ``jax.jit`` against the direct composition (max shift, ``log(sum(exp))``,
 ``take_along_axis``). ``F.log_softmax`` alone against the direct composition is the
-floor of any eager forward pass (no target). The peak extra memory of the softmax
-focal loss's forward+backward at (8, 19, 256, 256) against ``F.cross_entropy``'s, each
-in a fresh process (peak resident set size above what the process held just before
+floor of any eager forward pass, and ``torch.compile`` of the direct composition
+against the same composition eager shows what a fused kernel of the arithmetic gains
+(neither has a target). The peak extra memory of the softmax focal loss's
+forward+backward at (8, 19, 256, 256) against ``F.cross_entropy``'s, each in a fresh
+process (peak resident set size above what the process held just before
 the call, over the logits' bytes; the gradient included). Targets: issue
 "Performance round 2".
 """
@@ -166,6 +168,7 @@ def _shape_rows(
         )
     rows.append(Row(f"F.log_softmax alone {label} {CASE}", "torch", "forward",
                     "direct composition", t_floor, t_peer))  # fmt: skip
+    rows += _compiled_rows(settings, label, x, t, axis, alpha)
     for variant in ("plain", "smoothing", "alpha"):
         name = f"softmax focal {label}" + ("" if variant == "plain" else f", {variant}")
         mine = functools.partial(ours, x, t, axis, variant, alpha)
@@ -205,6 +208,34 @@ def _shape_rows(
     )
     rows.append(Row(ce_name, "jax.jit", "forward", "direct composition", t_ours, t_peer,
                     target=0.8))  # fmt: skip
+    return rows
+
+
+def _compiled_rows(
+    settings: Settings, label: str, x: Any, t: Any, axis: int, alpha: Any
+) -> list[Row]:
+    """The direct composition fused by ``torch.compile`` (Inductor's C++ kernels)
+    against the same composition eager: what a fused kernel of the same arithmetic
+    gains, forward and forward+backward (no target; reference for the eager rows)."""
+    import torch
+
+    direct = functools.partial(torch_direct, t=t, axis=axis, variant="plain", alpha=alpha)
+    fused = torch.compile(direct, dynamic=False)
+    try:  # the first calls compile (a C++ compiler is needed); warm both grad modes
+        with torch.no_grad():
+            fused(x)
+        fused(x).backward()
+    except Exception as error:  # whatever stops the compiler: no reference rows, said so
+        print(f"  torch.compile reference rows skipped ({label}): {error!r:.200}")
+        return []
+    name = f"torch.compile(direct composition) {label} {CASE}"
+    with torch.no_grad():
+        t_fused, t_eager = interleaved(lambda: fused(x), lambda: direct(x), settings)
+    rows = [Row(name, "torch", "forward", "direct composition", t_fused, t_eager)]
+    t_fused, t_eager = interleaved(
+        _backward(lambda: fused(x), x), _backward(lambda: direct(x), x), settings
+    )
+    rows.append(Row(name, "torch", "forward+backward", "direct composition", t_fused, t_eager))
     return rows
 
 
