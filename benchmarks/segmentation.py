@@ -229,12 +229,11 @@ def _compiled_rows(
         print(f"  torch.compile reference rows skipped ({label}): {error!r:.200}")
         return []
     name = f"torch.compile(direct composition) {label} {CASE}"
+    fused_x, eager_x = functools.partial(fused, x), functools.partial(direct, x)
     with torch.no_grad():
-        t_fused, t_eager = interleaved(lambda: fused(x), lambda: direct(x), settings)
+        t_fused, t_eager = interleaved(fused_x, eager_x, settings)
     rows = [Row(name, "torch", "forward", "direct composition", t_fused, t_eager)]
-    t_fused, t_eager = interleaved(
-        _backward(lambda: fused(x), x), _backward(lambda: direct(x), x), settings
-    )
+    t_fused, t_eager = interleaved(_backward(fused_x, x), _backward(eager_x, x), settings)
     rows.append(Row(name, "torch", "forward+backward", "direct composition", t_fused, t_eager))
     return rows
 
